@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handshake.c: fixed-newstyle option negotiation, on a blocking socket.
+ *
+ * Method: handshake_run() sends the greeting, checks the client flags, then
+ * loops: read one option (header and all its data), answer it with the
+ * option's handler, repeat until an option enters transmission (GO,
+ * EXPORT_NAME) or ends the connection.  All byte order work is done by
+ * proto.c; this file only moves bytes and keeps the negotiation state.
+ *
+ * Rules (referred to by number below):
+ *
+ * H1. The greeting advertises FIXED_NEWSTYLE and NO_ZEROES and nothing
+ *     else.  A client flag outside those two MUST drop the connection.
+ *     A client that does not set FIXED_NEWSTYLE is still served; it gets
+ *     the same answers as everyone else (we always reply to options).
+ *
+ * H2. An option's data is read in full before it is judged, so a rejected
+ *     option never desynchronises the stream and the loop always goes on
+ *     to the next option.
+ *
+ * H3. Hard disconnects happen only where the spec allows them: bad option
+ *     magic, bad client flags, an EXPORT_NAME we cannot serve (it cannot
+ *     carry an error), ABORT, and two denial-of-service limits:
+ *     HS_MAX_OPTIONS options per connection and HS_MAX_OPTLEN bytes of
+ *     data per option (we refuse to read a giant option).  Everything else
+ *     is answered with an NBD_REP_ERR_* reply, maybe with a short message.
+ *
+ * H4. Strings from the client longer than NBD_MAX_STRING (4096, a MUST of
+ *     the spec) are invalid: ERR_INVALID, or a disconnect for EXPORT_NAME.
+ *
+ * H5. INFO and GO share one handler and their answer depends only on the
+ *     export and on whether structured replies were acked, so a GO after
+ *     an identical INFO sends the same information.  NBD_INFO_BLOCK_SIZE
+ *     is always sent (the spec lets the server volunteer it); clients that
+ *     ignore it, or use EXPORT_NAME, are still served correctly because
+ *     the data path bounce-buffers unaligned requests.
+ *
+ * H6. The only metadata context is base:allocation.  SET needs structured
+ *     replies, replaces the previous selection even when it fails, and
+ *     selects only the exact name ("base:" alone is ignored); LIST treats
+ *     "base:" as a wildcard and lists everything when given no query.  The
+ *     selection is bound to the export it was made for: entering
+ *     transmission on another export drops it.
+ *
+ * H7. No TLS yet: NBD_OPT_STARTTLS gets ERR_POLICY (NOTLS mode), never
+ *     TLS_REQD.  EXTENDED_HEADERS and unknown options get ERR_UNSUP.
+ *
+ * Logging: each protocol violation by the peer is logged once, on one
+ * line; per-option details only with -v (log_verbose).  Client strings are
+ * sanitised before they reach a log line or an error message.
+ *
+ * Context: runs in the connection's thread; touches only immutable export
+ * fields, so it takes no lock.
+ */
+#include "handshake.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "log.h"
+#include "proto.h"
+
+/* H3: denial-of-service limits. */
+#define HS_MAX_OPTIONS 256
+#define HS_MAX_OPTLEN 65536
+
+/* H4: longest string the spec allows. */
+#define NBD_MAX_STRING 4096
+
+/* H6: the one metadata context, and its id once selected. */
+#define META_ALLOC_NAME "base:allocation"
+#define META_ALLOC_ID 1
+
+/* Handler results, besides a negative errno that ends the connection. */
+#define OPT_NEXT 0 /* read the next option */
+#define OPT_DONE 1 /* enter transmission; *res is filled */
+
+/* Bytes of a client string shown in logs and error messages. */
+#define SHOW_MAX 64
+
+struct hs {
+	int fd;
+	struct server *srv;
+	struct hs_result *res;
+
+	/* Negotiation state. */
+	bool no_zeroes; /* client set NBD_FLAG_C_NO_ZEROES */
+	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
+	struct export *meta_exp; /* base:allocation selected for it (H6) */
+	unsigned int n_options; /* options received so far (H3) */
+
+	/* The option being handled. */
+	uint32_t opt;
+	uint32_t len;
+	uint8_t *data; /* len bytes (never NULL while handling) */
+};
+
+/* --- Socket I/O --- */
+
+/* Read exactly len bytes.  -ECONNRESET on EOF or error. */
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Write exactly len bytes.  more: another write follows at once (lets TCP
+ * coalesce a reply header with its payload).  -ECONNRESET on error; no
+ * SIGPIPE when the client has gone.
+ */
+static int write_full(int fd, const void *buf, size_t len, bool more)
+{
+	const uint8_t *p = buf;
+	int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, flags);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* --- Replies --- */
+
+/* Send one option reply whose payload is a followed by b (either empty). */
+static int send_reply2(struct hs *hs, uint32_t type, const void *a, size_t alen,
+		       const void *b, size_t blen)
+{
+	uint8_t hdr[sizeof(struct nbd_fixed_new_option_reply)];
+	size_t n;
+	int ret;
+
+	n = proto_encode_option_reply(hdr, hs->opt, type,
+				      (uint32_t)(alen + blen));
+	ret = write_full(hs->fd, hdr, n, alen + blen > 0);
+	if (ret == 0 && alen > 0)
+		ret = write_full(hs->fd, a, alen, blen > 0);
+	if (ret == 0 && blen > 0)
+		ret = write_full(hs->fd, b, blen, false);
+	return ret;
+}
+
+static int send_reply(struct hs *hs, uint32_t type, const void *buf, size_t len)
+{
+	return send_reply2(hs, type, buf, len, NULL, 0);
+}
+
+static int send_ack(struct hs *hs)
+{
+	return send_reply(hs, NBD_REP_ACK, NULL, 0);
+}
+
+/*
+ * Send an error reply (type has bit 31 set) with a printf-style message.
+ * Returns OPT_NEXT, or a negative errno if the reply could not be sent.
+ */
+static int send_error(struct hs *hs, uint32_t type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int send_error(struct hs *hs, uint32_t type, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof msg)
+		n = sizeof msg - 1;
+	return send_reply(hs, type, msg, (size_t)n);
+}
+
+/* --- Helpers --- */
+
+/*
+ * Copy a client string into out[SHOW_MAX + 4] for a log line or an error
+ * message: printable ASCII is kept, every other byte becomes '?' (so the
+ * result is valid UTF-8 and cannot forge log lines), long strings end in
+ * "...".
+ */
+static const char *show(const void *s, size_t len, char *out)
+{
+	const uint8_t *p = s;
+	size_t i, n = len > SHOW_MAX ? SHOW_MAX : len;
+
+	for (i = 0; i < n; i++)
+		out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+	if (len > n) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static const char *opt_name(uint32_t opt)
+{
+	switch (opt) {
+	case NBD_OPT_EXPORT_NAME:
+		return "EXPORT_NAME";
+	case NBD_OPT_ABORT:
+		return "ABORT";
+	case NBD_OPT_LIST:
+		return "LIST";
+	case NBD_OPT_STARTTLS:
+		return "STARTTLS";
+	case NBD_OPT_INFO:
+		return "INFO";
+	case NBD_OPT_GO:
+		return "GO";
+	case NBD_OPT_STRUCTURED_REPLY:
+		return "STRUCTURED_REPLY";
+	case NBD_OPT_LIST_META_CONTEXT:
+		return "LIST_META_CONTEXT";
+	case NBD_OPT_SET_META_CONTEXT:
+		return "SET_META_CONTEXT";
+	case NBD_OPT_EXTENDED_HEADERS:
+		return "EXTENDED_HEADERS";
+	default:
+		return "unknown";
+	}
+}
+
+uint16_t handshake_tflags(const struct export *exp, bool structured)
+{
+	/* SEND_DF MUST be clear without structured replies (1.3). */
+	uint16_t f = exp->tflags & (uint16_t)~NBD_FLAG_SEND_DF;
+
+	if (structured)
+		f |= NBD_FLAG_SEND_DF;
+	return f;
+}
+
+/* Fill *res for transmission on exp (GO or EXPORT_NAME). */
+static void fill_result(struct hs *hs, struct export *exp)
+{
+	struct hs_result *res = hs->res;
+
+	res->exp = exp;
+	res->structured = hs->structured;
+	/* H6: a selection made for another export does not apply. */
+	res->meta_alloc = hs->meta_exp == exp;
+	res->meta_alloc_id = res->meta_alloc ? META_ALLOC_ID : 0;
+	res->tflags = handshake_tflags(exp, hs->structured);
+}
+
+/* --- One handler per option --- */
+
+static int opt_export_name(struct hs *hs)
+{
+	uint8_t buf[sizeof(struct nbd_export_name_reply) + 124];
+	struct export *exp;
+	char s[SHOW_MAX + 4];
+	size_t n;
+	int ret;
+
+	if (hs->len > NBD_MAX_STRING) {
+		log_msg("client sent a %u-byte EXPORT_NAME; disconnecting",
+			hs->len);
+		return -EPROTO;
+	}
+	exp = server_find_export(hs->srv, (const char *)hs->data, hs->len);
+	if (!exp) {
+		/* Cannot send an error: the spec says terminate. */
+		log_msg("client: EXPORT_NAME '%s': no such export; closing",
+			show(hs->data, hs->len, s));
+		return -ENOENT;
+	}
+
+	fill_result(hs, exp);
+	n = proto_encode_export_name_reply(buf, exp->size, hs->res->tflags,
+					   hs->no_zeroes);
+	ret = write_full(hs->fd, buf, n, false);
+	if (ret)
+		return ret;
+	if (log_verbose)
+		log_msg("client: transmission on '%s' (EXPORT_NAME)",
+			show(exp->name, strlen(exp->name), s));
+	return OPT_DONE;
+}
+
+static int opt_abort(struct hs *hs)
+{
+	/* MUST ACK; the client may already have closed (EPIPE): ignore. */
+	(void)send_ack(hs);
+	if (log_verbose)
+		log_msg("client sent ABORT");
+	return -ECONNRESET;
+}
+
+static int opt_list(struct hs *hs)
+{
+	size_t i;
+	int ret;
+
+	if (hs->len != 0) {
+		log_msg("client sent LIST with %u bytes of data", hs->len);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "NBD_OPT_LIST takes no data");
+	}
+
+	for (i = 0; i < hs->srv->n_exports; i++) {
+		const struct export *exp = hs->srv->exports[i];
+		const char *desc = exp->description ? exp->description : "";
+		uint8_t *buf;
+		size_t n;
+
+		buf = malloc(4 + strlen(exp->name) + strlen(desc));
+		if (!buf)
+			return -ENOMEM;
+		n = proto_encode_rep_server(buf, exp->name, desc);
+		ret = send_reply(hs, NBD_REP_SERVER, buf, n);
+		free(buf);
+		if (ret)
+			return ret;
+	}
+	return send_ack(hs);
+}
+
+static int opt_starttls(struct hs *hs)
+{
+	/* H7: NOTLS mode. */
+	if (log_verbose)
+		log_msg("client asked for TLS; refused (not configured)");
+	return send_error(hs, NBD_REP_ERR_POLICY,
+			  "TLS is not configured on this server");
+}
+
+static int opt_structured_reply(struct hs *hs)
+{
+	if (hs->len != 0) {
+		log_msg("client sent STRUCTURED_REPLY with %u bytes of data",
+			hs->len);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "NBD_OPT_STRUCTURED_REPLY takes no data");
+	}
+	if (hs->structured) {
+		/* The spec lets a repeated state-changing option fail. */
+		if (log_verbose)
+			log_msg("client repeated STRUCTURED_REPLY");
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "structured replies already negotiated");
+	}
+	hs->structured = true;
+	return send_ack(hs);
+}
+
+/* Send an NBD_REP_INFO whose payload is u16 type + str (NAME, DESCRIPTION). */
+static int send_info_string(struct hs *hs, uint16_t type, const char *str)
+{
+	uint8_t t[2];
+
+	proto_put_be16(t, type);
+	return send_reply2(hs, NBD_REP_INFO, t, sizeof t, str, strlen(str));
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO (H5). */
+static int opt_info_go(struct hs *hs)
+{
+	const char *oname = opt_name(hs->opt);
+	bool want_name = false, want_desc = false;
+	uint8_t buf[16];
+	struct export *exp;
+	const char *name;
+	char s[SHOW_MAX + 4];
+	uint32_t namelen;
+	uint16_t n_info, i;
+	size_t n;
+	int ret;
+
+	ret = proto_parse_info_opt(hs->data, hs->len, &name, &namelen, &n_info);
+	if (ret < 0) {
+		log_msg("client sent a malformed %s (%u bytes)", oname,
+			hs->len);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "malformed %s request", oname);
+	}
+	if (namelen > NBD_MAX_STRING) {
+		log_msg("client sent %s with a %u-byte export name", oname,
+			namelen);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "export name longer than %d bytes",
+				  NBD_MAX_STRING);
+	}
+	exp = server_find_export(hs->srv, name, namelen);
+	if (!exp) {
+		show(name, namelen, s);
+		if (log_verbose)
+			log_msg("client: %s '%s': no such export", oname, s);
+		return send_error(hs, NBD_REP_ERR_UNKNOWN,
+				  "no export named '%s'", s);
+	}
+
+	/* Unknown info requests MUST be ignored. */
+	for (i = 0; i < n_info; i++) {
+		switch (proto_info_request(hs->data, namelen, i)) {
+		case NBD_INFO_NAME:
+			want_name = true;
+			break;
+		case NBD_INFO_DESCRIPTION:
+			want_desc = true;
+			break;
+		default:
+			break;
+		}
+	}
+
+	n = proto_encode_info_export(buf, exp->size,
+				     handshake_tflags(exp, hs->structured));
+	ret = send_reply(hs, NBD_REP_INFO, buf, n);
+	if (ret)
+		return ret;
+
+	/* H5: always volunteered. */
+	n = proto_encode_info_block_size(buf, exp->min_block, exp->pref_block,
+					 exp->max_payload);
+	ret = send_reply(hs, NBD_REP_INFO, buf, n);
+	if (ret)
+		return ret;
+
+	if (want_name) {
+		ret = send_info_string(hs, NBD_INFO_NAME, exp->name);
+		if (ret)
+			return ret;
+	}
+	if (want_desc && exp->description && exp->description[0]) {
+		ret = send_info_string(hs, NBD_INFO_DESCRIPTION,
+				       exp->description);
+		if (ret)
+			return ret;
+	}
+
+	ret = send_ack(hs);
+	if (ret)
+		return ret;
+	if (hs->opt == NBD_OPT_INFO)
+		return OPT_NEXT;
+
+	fill_result(hs, exp);
+	if (log_verbose)
+		log_msg("client: transmission on '%s' (structured %d, "
+			"base:allocation %d)",
+			show(exp->name, strlen(exp->name), s), hs->structured,
+			hs->res->meta_alloc);
+	return OPT_DONE;
+}
+
+/* What the queries of a LIST/SET_META_CONTEXT option matched. */
+struct meta_match {
+	bool list; /* LIST: "base:" is a wildcard */
+	bool alloc; /* base:allocation matched */
+};
+
+static void meta_query(const char *q, uint32_t qlen, void *opaque)
+{
+	struct meta_match *m = opaque;
+
+	/* Unknown namespaces and names MUST be ignored. */
+	if (qlen == strlen(META_ALLOC_NAME) &&
+	    memcmp(q, META_ALLOC_NAME, qlen) == 0)
+		m->alloc = true;
+	else if (m->list && qlen == strlen("base:") &&
+		 memcmp(q, "base:", qlen) == 0)
+		m->alloc = true;
+}
+
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT (H6). */
+static int opt_meta_context(struct hs *hs)
+{
+	bool set = hs->opt == NBD_OPT_SET_META_CONTEXT;
+	struct meta_match m = {.list = !set};
+	const char *oname = opt_name(hs->opt);
+	uint8_t buf[4 + sizeof(META_ALLOC_NAME)];
+	struct export *exp;
+	const char *name;
+	char s[SHOW_MAX + 4];
+	uint32_t namelen, n_queries;
+	size_t n;
+	int ret;
+
+	/* SET replaces the previous selection, even when it fails. */
+	if (set)
+		hs->meta_exp = NULL;
+
+	if (set && !hs->structured) {
+		log_msg("client sent SET_META_CONTEXT before STRUCTURED_REPLY");
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "negotiate structured replies first");
+	}
+	if (proto_parse_meta_opt(hs->data, hs->len, &name, &namelen, &n_queries,
+				 meta_query, &m) < 0) {
+		log_msg("client sent a malformed %s (%u bytes)", oname,
+			hs->len);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "malformed %s request", oname);
+	}
+	if (namelen > NBD_MAX_STRING) {
+		log_msg("client sent %s with a %u-byte export name", oname,
+			namelen);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "export name longer than %d bytes",
+				  NBD_MAX_STRING);
+	}
+	exp = server_find_export(hs->srv, name, namelen);
+	if (!exp) {
+		show(name, namelen, s);
+		if (log_verbose)
+			log_msg("client: %s '%s': no such export", oname, s);
+		return send_error(hs, NBD_REP_ERR_UNKNOWN,
+				  "no export named '%s'", s);
+	}
+
+	/* LIST with no query MUST list everything; SET with none selects none. */
+	if (!set && n_queries == 0)
+		m.alloc = true;
+
+	if (m.alloc) {
+		/* LIST: the id is reserved and SHOULD be 0. */
+		n = proto_encode_meta_context(buf, set ? META_ALLOC_ID : 0,
+					      META_ALLOC_NAME);
+		ret = send_reply(hs, NBD_REP_META_CONTEXT, buf, n);
+		if (ret)
+			return ret;
+		if (set)
+			hs->meta_exp = exp;
+	}
+	if (log_verbose)
+		log_msg("client: %s: %u queries, base:allocation %s", oname,
+			n_queries, m.alloc ? "matched" : "not matched");
+	return send_ack(hs);
+}
+
+static int opt_unsupported(struct hs *hs)
+{
+	/* H7; the data was consumed (H2), so the loop goes on. */
+	if (log_verbose)
+		log_msg("client sent unsupported option %u (%s)", hs->opt,
+			opt_name(hs->opt));
+	return send_error(hs, NBD_REP_ERR_UNSUP, "option %u not supported",
+			  hs->opt);
+}
+
+static int handle_option(struct hs *hs)
+{
+	switch (hs->opt) {
+	case NBD_OPT_EXPORT_NAME:
+		return opt_export_name(hs);
+	case NBD_OPT_ABORT:
+		return opt_abort(hs);
+	case NBD_OPT_LIST:
+		return opt_list(hs);
+	case NBD_OPT_STARTTLS:
+		return opt_starttls(hs);
+	case NBD_OPT_INFO:
+	case NBD_OPT_GO:
+		return opt_info_go(hs);
+	case NBD_OPT_STRUCTURED_REPLY:
+		return opt_structured_reply(hs);
+	case NBD_OPT_LIST_META_CONTEXT:
+	case NBD_OPT_SET_META_CONTEXT:
+		return opt_meta_context(hs);
+	default: /* NBD_OPT_EXTENDED_HEADERS and unknown options */
+		return opt_unsupported(hs);
+	}
+}
+
+/* --- The loop --- */
+
+/* H1: greeting and client flags. */
+static int greet(struct hs *hs)
+{
+	const uint32_t known = NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES;
+	uint8_t buf[sizeof(struct nbd_new_handshake)];
+	uint32_t cflags;
+	size_t n;
+	int ret;
+
+	n = proto_encode_greeting(buf,
+				  NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	ret = write_full(hs->fd, buf, n, false);
+	if (ret)
+		return ret;
+	ret = read_full(hs->fd, buf, 4);
+	if (ret)
+		return ret;
+
+	cflags = proto_get_be32(buf);
+	if (cflags & ~known) {
+		log_msg("client set unknown client flags 0x%08x; disconnecting",
+			cflags & ~known);
+		return -EPROTO;
+	}
+	hs->no_zeroes = cflags & NBD_FLAG_C_NO_ZEROES;
+	if (log_verbose && !(cflags & NBD_FLAG_C_FIXED_NEWSTYLE))
+		log_msg("client did not set FIXED_NEWSTYLE; serving it anyway");
+	return 0;
+}
+
+/* Read the next option header and its data into hs (H2, H3). */
+static int read_option(struct hs *hs)
+{
+	uint8_t hdr[sizeof(struct nbd_option)];
+	int ret;
+
+	ret = read_full(hs->fd, hdr, sizeof hdr);
+	if (ret)
+		return ret;
+	if (proto_decode_option(hdr, &hs->opt, &hs->len) < 0) {
+		log_msg("client sent bad option magic 0x%016llx; disconnecting",
+			(unsigned long long)proto_get_be64(hdr));
+		return -EPROTO;
+	}
+	if (++hs->n_options > HS_MAX_OPTIONS) {
+		log_msg("client sent more than %d options; disconnecting",
+			HS_MAX_OPTIONS);
+		return -EPROTO;
+	}
+	if (hs->len > HS_MAX_OPTLEN) {
+		log_msg("client sent option %u with %u bytes; disconnecting",
+			hs->opt, hs->len);
+		return -EPROTO;
+	}
+	if (log_verbose)
+		log_msg("client option %u (%s), %u bytes", hs->opt,
+			opt_name(hs->opt), hs->len);
+
+	hs->data = malloc(hs->len ? hs->len : 1);
+	if (!hs->data)
+		return -ENOMEM;
+	ret = read_full(hs->fd, hs->data, hs->len);
+	if (ret) {
+		free(hs->data);
+		hs->data = NULL;
+	}
+	return ret;
+}
+
+int handshake_run(int fd, struct server *srv, struct hs_result *res)
+{
+	struct hs hs = {.fd = fd, .srv = srv, .res = res};
+	int ret;
+
+	ret = greet(&hs);
+	if (ret)
+		return ret;
+
+	for (;;) {
+		ret = read_option(&hs);
+		if (ret)
+			return ret;
+		ret = handle_option(&hs);
+		free(hs.data);
+		hs.data = NULL;
+		if (ret == OPT_DONE)
+			return 0;
+		if (ret < 0)
+			return ret;
+	}
+}

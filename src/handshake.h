@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handshake.h: the fixed-newstyle option negotiation, on a blocking socket.
+ */
+#ifndef LOOPD_HANDSHAKE_H
+#define LOOPD_HANDSHAKE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server.h"
+
+struct hs_result {
+	struct export *exp; /* the export chosen by GO / EXPORT_NAME */
+	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
+	bool meta_alloc; /* base:allocation was selected for exp */
+	uint32_t meta_alloc_id; /* its context id */
+	uint16_t tflags; /* transmission flags sent to the client */
+};
+
+/*
+ * Run the handshake on fd (a connected, blocking stream socket) until the
+ * client enters transmission (returns 0 and fills *res) or the connection
+ * must end (returns a negative errno: -ECONNRESET when the client went away
+ * or sent NBD_OPT_ABORT, -EPROTO when it broke a MUST of the protocol).
+ * Never exits the process; logs protocol violations with log_msg().
+ */
+int handshake_run(int fd, struct server *srv, struct hs_result *res);
+
+/* Transmission flags for exp on a connection (SEND_DF iff structured). */
+uint16_t handshake_tflags(const struct export *exp, bool structured);
+
+#endif /* LOOPD_HANDSHAKE_H */

@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c: command line, listeners, daemonising, signals.  The only file
+ * that may exit().
+ *
+ * Start-up order matters for users: everything that can fail because of
+ * the command line (bad option, missing file, file in use, busy port) is
+ * checked in the foreground, before daemonising, so it reaches the
+ * terminal as one line and a non-zero exit.  The launching process exits
+ * only once the server is listening, so `loopd serve ... && client` works.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "export.h"
+#include "handshake.h"
+#include "inject.h"
+#include "log.h"
+#include "sched.h"
+#include "server.h"
+#include "size.h"
+#include "worker.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:10809"
+#define MAX_LISTENERS 32
+
+struct listener {
+	int fd;
+	bool tcp;
+	char *unix_path; /* to unlink at exit */
+	char uri[1200]; /* how a client reaches it */
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static unsigned int n_listeners;
+static struct server srv;
+
+static void usage_main(FILE *f)
+{
+	fprintf(f, "Usage: loopd COMMAND [OPTIONS]\n"
+		   "\n"
+		   "loopd serves a file as a block device over NBD, with exact "
+		   "FLUSH/FUA durability.\n"
+		   "\n"
+		   "Commands:\n"
+		   "  serve     serve files as NBD exports (see 'loopd serve "
+		   "--help')\n"
+		   "\n"
+		   "Options:\n"
+		   "  -h, --help     show this help\n"
+		   "  -V, --version  show the version\n"
+		   "\n"
+		   "Example:\n"
+		   "  loopd serve --size 1G disk.img\n"
+		   "  qemu-img info nbd://127.0.0.1:10809\n"
+		   "\n"
+		   "See loopd(1) and docs/ for the durability contract.\n");
+}
+
+static void usage_serve(FILE *f)
+{
+	fprintf(f,
+		"Usage: loopd serve [OPTIONS] FILE|NAME=FILE...\n"
+		"\n"
+		"Serve each FILE as an NBD export named after its basename (or "
+		"NAME).\n"
+		"The first FILE is also the default export (empty name).\n"
+		"\n"
+		"Options:\n"
+		"  -s, --size SIZE         create a missing FILE sparse, or "
+		"grow a smaller one\n"
+		"                          (suffixes K M G T, powers of 1024)\n"
+		"  -r, --read-only         refuse writes (EPERM)\n"
+		"  -U, --unix PATH         listen on a Unix socket "
+		"(repeatable)\n"
+		"  -l, --listen HOST:PORT  listen on TCP (repeatable; port 0 "
+		"picks one)\n"
+		"                          default: " DEFAULT_LISTEN
+		" (never all interfaces\n"
+		"                          unless asked, e.g. 0.0.0.0:10809)\n"
+		"      --cache MODE        direct (O_DIRECT, default where "
+		"supported) or buffered\n"
+		"      --order MODE        overlap (default: overlapping "
+		"requests run in arrival\n"
+		"                          order, R3) or relaxed (the bare "
+		"NBD contract)\n"
+		"      --flush MODE        sync (default: exact FLUSH/FUA), "
+		"barrier (a flush waits\n"
+		"                          for all earlier requests and holds "
+		"later ones, R4) or\n"
+		"                          unsafe (no syncs: scratch disks "
+		"only)\n"
+		"  -q, --queues N          worker threads, each with its own "
+		"io_uring\n"
+		"                          (default: one per CPU)\n"
+		"  -f, --foreground        do not daemonise\n"
+		"  -P, --pidfile FILE      write the server's PID to FILE\n"
+		"  -v, --verbose           log every request to stderr\n"
+		"      --inject SPEC       fault injection, FOR TESTING ONLY "
+		"(or LOOPD_INJECT):\n"
+		"                          delay=MS:OP[@START-END][*N], "
+		"error=EIO|ENOSPC:OP[...]\n"
+		"  -h, --help              show this help\n"
+		"\n"
+		"Without -f, loopd returns once it is listening. SIGINT or "
+		"SIGTERM stop it:\n"
+		"in-flight requests finish, every export is synced, exit "
+		"status 0.\n");
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	log_msg("%s", buf);
+	exit(1);
+}
+
+/* ---------------------------------------------------------------- */
+/* Listeners.                                                        */
+
+static void add_unix(const char *path)
+{
+	struct listener *l = &listeners[n_listeners];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (n_listeners == MAX_LISTENERS)
+		die("too many listeners (max %d)", MAX_LISTENERS);
+	if (strlen(path) >= sizeof sa.sun_path)
+		die("%s: Unix socket path too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		/* bound */
+	} else if (errno == EADDRINUSE) {
+		/* A stale socket from a dead server may be replaced. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct stat st;
+
+		if (probe >= 0 &&
+		    connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0)
+			die("%s: in use by another server", path);
+		if (probe >= 0)
+			close(probe);
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+			die("%s: exists and is not a socket", path);
+		unlink(path);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+			die("%s: %s", path, strerror(errno));
+	} else {
+		die("%s: %s", path, strerror(errno));
+	}
+	if (listen(fd, SOMAXCONN) < 0)
+		die("%s: listen: %s", path, strerror(errno));
+	l->fd = fd;
+	l->unix_path = strdup(path);
+	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", path);
+	n_listeners++;
+}
+
+static void add_tcp(const char *spec)
+{
+	char host[256], port[32], *colon;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai, *a;
+	int r, fd = -1, one = 1, err = 0;
+
+	if (strlen(spec) >= sizeof host)
+		die("--listen %s: too long", spec);
+	if (spec[0] == '[') {
+		const char *close_b = strchr(spec, ']');
+
+		if (!close_b || close_b[1] != ':')
+			die("--listen %s: expected [IPV6]:PORT", spec);
+		snprintf(host, sizeof host, "%.*s", (int)(close_b - spec - 1),
+			 spec + 1);
+		snprintf(port, sizeof port, "%s", close_b + 2);
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon || colon == spec)
+			die("--listen %s: expected HOST:PORT", spec);
+		snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+		snprintf(port, sizeof port, "%s", colon + 1);
+	}
+	if (!*port || strspn(port, "0123456789") != strlen(port))
+		die("--listen %s: bad port", spec);
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r)
+		die("--listen %s: %s", spec, gai_strerror(r));
+	for (a = ai; a; a = a->ai_next) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		char h[NI_MAXHOST], p[NI_MAXSERV];
+		struct listener *l;
+
+		if (n_listeners == MAX_LISTENERS)
+			die("too many listeners (max %d)", MAX_LISTENERS);
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+			    a->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (a->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				   sizeof one);
+		if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 ||
+		    listen(fd, SOMAXCONN) < 0) {
+			err = errno;
+			close(fd);
+			continue;
+		}
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p,
+			    sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
+		l = &listeners[n_listeners++];
+		l->fd = fd;
+		l->tcp = true;
+		if (ss.ss_family == AF_INET6)
+			snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
+		else
+			snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
+		err = 0;
+		if (!port[0] || strcmp(port, "0") != 0)
+			continue;
+		/* Port 0: the other addresses would get other ports. */
+		break;
+	}
+	freeaddrinfo(ai);
+	if (err)
+		die("--listen %s: %s", spec, strerror(err));
+}
+
+/* ---------------------------------------------------------------- */
+/* Connections: each handshake runs in its own short-lived thread, so a
+ * slow client cannot hold up others; transmission goes to the workers. */
+
+struct hs_arg {
+	int fd;
+	bool tcp;
+};
+
+static void *handshake_thread(void *arg)
+{
+	struct hs_arg a = *(struct hs_arg *)arg;
+	struct hs_result res;
+
+	free(arg);
+	if (handshake_run(a.fd, &srv, &res) == 0)
+		workers_add_conn(a.fd, &res, a.tcp);
+	else
+		close(a.fd);
+	return NULL;
+}
+
+static void accept_one(struct listener *l)
+{
+	struct hs_arg *a;
+	pthread_attr_t attr;
+	pthread_t t;
+	int fd, r;
+
+	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_msg("accept: %s", strerror(errno));
+		return;
+	}
+	a = malloc(sizeof *a);
+	if (!a) {
+		close(fd);
+		return;
+	}
+	a->fd = fd;
+	a->tcp = l->tcp;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	r = pthread_create(&t, &attr, handshake_thread, a);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		log_msg("cannot start a connection thread: %s", strerror(r));
+		free(a);
+		close(fd);
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Daemonising with a readiness pipe.                                */
+
+static int ready_fd = -1;
+
+static void daemonise(void)
+{
+	int p[2], nul;
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0) {
+		/* Parent: exit 0 once the child says it is listening. */
+		close(p[1]);
+		exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+	nul = open("/dev/null", O_RDWR);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		if (nul > 2)
+			close(nul);
+	}
+	/* stderr stays: messages still reach the log the user chose. */
+}
+
+static void signal_ready(void)
+{
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "r", 1) != 1)
+			log_msg("cannot signal readiness: %s", strerror(errno));
+		close(ready_fd);
+		ready_fd = -1;
+	}
+}
+
+/* ---------------------------------------------------------------- */
+
+static int parse_enum(const char *opt, const char *val,
+		      const char *const *names, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(val, names[i]))
+			return i;
+	die("--%s %s: expected one of %s%s%s%s%s", opt, val, names[0],
+	    n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "",
+	    n > 2 ? names[2] : "");
+}
+
+static void add_export(struct export_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char err[512], *copy, *base;
+	struct export *exp;
+	size_t i;
+	int r;
+
+	/* NAME=FILE, unless the '=' is part of a path. */
+	if (eq && !memchr(arg, '/', (size_t)(eq - arg)) && eq != arg) {
+		copy = strndup(arg, (size_t)(eq - arg));
+		o->path = eq + 1;
+		o->name = copy;
+	} else {
+		copy = strdup(arg);
+		base = basename(copy);
+		o->path = arg;
+		o->name = base;
+	}
+	if (!*o->path)
+		die("%s: empty file name", arg);
+	for (i = 0; i < srv.n_exports; i++)
+		if (!strcmp(srv.exports[i]->name, o->name))
+			die("%s: export name \"%s\" is used twice (use "
+			    "NAME=FILE)",
+			    arg, o->name);
+	r = export_open(o, &exp, err, sizeof err);
+	if (r < 0)
+		die("%s", err);
+	free(copy);
+	srv.exports =
+		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
+	if (!srv.exports)
+		die("out of memory");
+	srv.exports[srv.n_exports++] = exp;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	enum { OPT_CACHE = 256, OPT_ORDER, OPT_FLUSH, OPT_INJECT };
+	static const struct option opts[] = {
+		{"size", required_argument, NULL, 's'},
+		{"read-only", no_argument, NULL, 'r'},
+		{"unix", required_argument, NULL, 'U'},
+		{"listen", required_argument, NULL, 'l'},
+		{"cache", required_argument, NULL, OPT_CACHE},
+		{"order", required_argument, NULL, OPT_ORDER},
+		{"flush", required_argument, NULL, OPT_FLUSH},
+		{"queues", required_argument, NULL, 'q'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"pidfile", required_argument, NULL, 'P'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"inject", required_argument, NULL, OPT_INJECT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	static const char *const cache_names[] = {"direct", "buffered"};
+	static const char *const order_names[] = {"overlap", "relaxed"};
+	static const char *const flush_names[] = {"sync", "barrier", "unsafe"};
+	const char *unix_paths[MAX_LISTENERS], *tcp_specs[MAX_LISTENERS];
+	unsigned int n_unix = 0, n_tcp = 0, i;
+	struct export_opts eo = {.cache = CACHE_DIRECT,
+				 .order = SCHED_ORDER_OVERLAP,
+				 .flush = SCHED_FLUSH_SYNC};
+	const char *pidfile = NULL, *env;
+	bool foreground = false;
+	char err[512], sz[32];
+	sigset_t mask;
+	int c, sfd, r;
+	long ncpu;
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	srv.n_queues = ncpu > 0 ? (unsigned int)ncpu : 1;
+	env = getenv("LOOPD_INJECT");
+	if (env && *env && inject_parse(env, err, sizeof err) < 0)
+		die("LOOPD_INJECT: %s", err);
+
+	while ((c = getopt_long(argc, argv, "s:rU:l:q:fP:vh", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 's':
+			r = size_parse(optarg, &eo.create_size);
+			if (r < 0 || eo.create_size == 0)
+				die("--size %s: expected a size such as 1G, "
+				    "512M or 1048576",
+				    optarg);
+			break;
+		case 'r':
+			eo.read_only = true;
+			break;
+		case 'U':
+			if (n_unix == MAX_LISTENERS)
+				die("too many --unix options");
+			unix_paths[n_unix++] = optarg;
+			break;
+		case 'l':
+			if (n_tcp == MAX_LISTENERS)
+				die("too many --listen options");
+			tcp_specs[n_tcp++] = optarg;
+			break;
+		case OPT_CACHE:
+			eo.cache = (enum cache_mode)parse_enum("cache", optarg,
+							       cache_names, 2);
+			break;
+		case OPT_ORDER:
+			eo.order = (enum sched_order)parse_enum("order", optarg,
+								order_names, 2);
+			break;
+		case OPT_FLUSH:
+			eo.flush = (enum sched_flush_mode)parse_enum(
+				"flush", optarg, flush_names, 3);
+			break;
+		case 'q': {
+			char *end;
+			long q = strtol(optarg, &end, 10);
+
+			if (*end || q < 1 || q > 256)
+				die("--queues %s: expected a number from 1 "
+				    "to 256",
+				    optarg);
+			srv.n_queues = (unsigned int)q;
+			break;
+		}
+		case 'f':
+			foreground = true;
+			break;
+		case 'P':
+			pidfile = optarg;
+			break;
+		case 'v':
+			log_verbose = true;
+			srv.verbose = true;
+			break;
+		case OPT_INJECT:
+			if (inject_parse(optarg, err, sizeof err) < 0)
+				die("%s", err);
+			break;
+		case 'h':
+			usage_serve(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'loopd serve --help'.\n");
+			return 1;
+		}
+	}
+	if (optind >= argc)
+		die("serve: no FILE given (try 'loopd serve --help')");
+	for (i = 0; optind < argc; optind++, i++)
+		add_export(&eo, argv[optind]);
+
+	if (eo.flush == SCHED_FLUSH_UNSAFE)
+		log_msg("warning: --flush=unsafe: FLUSH and FUA are "
+			"acknowledged without syncing; a crash or power loss "
+			"can lose acknowledged writes");
+	if (inject_enabled)
+		log_msg("warning: fault injection is on (testing only)");
+
+	for (i = 0; i < n_unix; i++)
+		add_unix(unix_paths[i]);
+	for (i = 0; i < n_tcp; i++)
+		add_tcp(tcp_specs[i]);
+	if (!n_unix && !n_tcp)
+		add_tcp(DEFAULT_LISTEN);
+
+	for (i = 0; i < srv.n_exports; i++) {
+		struct export *e = srv.exports[i];
+
+		log_msg("serving %s (%s, %s%s) as export \"%s\"%s", e->path,
+			size_format(e->size, sz, sizeof sz),
+			e->direct ? "O_DIRECT" : "buffered",
+			e->read_only ? ", read-only" : "", e->name,
+			i == 0 ? " (default)" : "");
+	}
+	for (i = 0; i < n_listeners; i++) {
+		if (listeners[i].tcp && i == 0)
+			log_msg("listening on %s  (try: qemu-img info %s  or  "
+				"nbdinfo %s)",
+				listeners[i].uri, listeners[i].uri,
+				listeners[i].uri);
+		else if (i == 0)
+			log_msg("listening on %s  (try: nbdinfo '%s')",
+				listeners[i].uri, listeners[i].uri);
+		else
+			log_msg("listening on %s", listeners[i].uri);
+	}
+
+	if (!foreground)
+		daemonise();
+
+	/* Signals are taken synchronously by this thread only. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd: %s", strerror(errno));
+
+	r = workers_start(&srv);
+	if (r < 0)
+		die("cannot start workers: %s", strerror(-r));
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "w");
+
+		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f))
+			die("%s: %s", pidfile, strerror(errno));
+	}
+	signal_ready();
+
+	for (;;) {
+		struct pollfd pfd[MAX_LISTENERS + 1];
+
+		for (i = 0; i < n_listeners; i++) {
+			pfd[i].fd = listeners[i].fd;
+			pfd[i].events = POLLIN;
+		}
+		pfd[n_listeners].fd = sfd;
+		pfd[n_listeners].events = POLLIN;
+		if (poll(pfd, n_listeners + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		if (pfd[n_listeners].revents)
+			break;
+		for (i = 0; i < n_listeners; i++)
+			if (pfd[i].revents)
+				accept_one(&listeners[i]);
+	}
+
+	/* Graceful stop. */
+	log_msg("stopping: finishing in-flight requests");
+	for (i = 0; i < n_listeners; i++) {
+		close(listeners[i].fd);
+		if (listeners[i].unix_path)
+			unlink(listeners[i].unix_path);
+	}
+	workers_stop();
+	r = 0;
+	for (i = 0; i < srv.n_exports; i++) {
+		int s = export_sync(srv.exports[i]);
+
+		if (s < 0) {
+			log_msg("%s: fdatasync at exit failed: %s",
+				srv.exports[i]->path, strerror(-s));
+			r = 1;
+		}
+	}
+	if (pidfile)
+		unlink(pidfile);
+	log_msg("stopped");
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_main(stderr);
+		return 1;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("loopd %s\n", LOOPD_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 1, argv + 1);
+	log_msg("unknown command '%s' (try 'loopd --help')", argv[1]);
+	return 1;
+}

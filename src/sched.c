@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched.c: the request scheduler of one export.
+ *
+ * Pure logic: no I/O, no sockets, no threads, no allocation.  All state is
+ * intrusive in struct sched and struct sched_req (sched.h).  Every call
+ * appends the events it decides to a struct sched_out, in the order it
+ * decides them; the caller acts on them after dropping the export's lock.
+ *
+ * CONTEXT: not thread-safe.  The caller holds the export's lock around every
+ * call (sched.h), so nothing below can race with the caller acting on a
+ * sched_out: a request that gets SCHED_REPLY in this call may still be read
+ * (never written) until the call returns.
+ *
+ * The contract (NBD proto.md "Ordering of messages and writes", Linux
+ * Documentation/block/writeback_cache_control.rst; see docs/semantics.md):
+ * a FLUSH makes durable every write replied before the FLUSH was received,
+ * on any connection; a FUA write is durable when replied.  Nothing else is
+ * promised, in particular no ordering between requests.  The rules below
+ * implement the contract (R1, R2, R5) and the project's stricter choices
+ * (R3, R4, R6).  Code cites them by number.
+ *
+ * R1  FLUSH (SCHED_FLUSH_SYNC, the default).  A FLUSH replies only after
+ *     every write that was replied before the FLUSH arrived, on any
+ *     connection, is durable.  A runnable FLUSH joins the "waiting batch".
+ *     At most one sync (fdatasync of the export's file) is in flight per
+ *     export.  If none is running the waiting batch becomes the running
+ *     batch at once and the call sets out->sync.  FLUSHes that arrive while
+ *     a sync runs wait for the NEXT sync, because the running one may have
+ *     started before writes they must cover were replied; the next sync
+ *     starts as soon as the running one completes (group commit: many
+ *     flushes, one sync).  Writes need no tracking: the caller replies to
+ *     a write only after its I/O completed, and the sync is issued after
+ *     the FLUSH arrived, so it covers the write.  A write still in flight
+ *     when the FLUSH arrives is not covered and does not hold it.
+ *
+ * R2  FUA.  A WRITE (also TRIM, WRITE_ZEROES) with fua is RUN with
+ *     r->dsync: the caller uses RWF_DSYNC, or for fallocate issues an
+ *     fdatasync itself and reports one result.  Its reply waits for its
+ *     completion and for R5 retirement.  FUA on READ, FLUSH and NOP is
+ *     ignored.
+ *
+ * R3  Overlap ordering (SCHED_ORDER_OVERLAP, the default).  Requests whose
+ *     effective byte ranges intersect, at least one of them a SCHED_WRITE,
+ *     run in arrival order across all connections: a request RUNs only
+ *     after every earlier conflicting request completed.  Others run at
+ *     once, in parallel.  SCHED_ORDER_RELAXED turns R3 off (not R6).
+ *
+ * R4  Barrier (SCHED_FLUSH_BARRIER).  A FLUSH conflicts with every request,
+ *     earlier or later, whatever its range: it waits until every request
+ *     received before it completed, then syncs alone; no request received
+ *     after it runs until it is retired.  So at any instant the file holds
+ *     every epoch before the running flush.
+ *
+ *     SCHED_FLUSH_UNSAFE: a FLUSH is replied at once with 0 and FUA is
+ *     ignored; no sync is ever requested.
+ *
+ * R5  Sync retirement and the error latch.  Linux reports a writeback error
+ *     through errseq to only one of several syncs running at once on one
+ *     file, so a successful sync may be a lie if another one overlapped it.
+ *     Sync operations are the batch syncs (R1) and the dsync writes (R2).
+ *     Clock: at issue op.start = ++clock, at completion op.done_at = clock.
+ *     A completed op is RETIRED (its requests get their REPLY) only when
+ *     every op with start <= its done_at has completed, i.e. every op that
+ *     overlapped it in time.  Ops retire in completion order.  Status at
+ *     retirement: op.res if nonzero, else -EIO if the export is latched,
+ *     else 0.  The latch (s->failed) is set by a batch sync that fails with
+ *     any error and by a dsync write that fails with -EIO.  Once latched,
+ *     every newly submitted WRITE and FLUSH is replied -EIO at once, never
+ *     RUN; reads keep working; no flush or FUA write retired afterwards
+ *     claims durability (fsyncgate: a retried fsync "succeeds" on lost
+ *     data, wiki.postgresql.org/wiki/Fsync_Errors).
+ *
+ * R6  Read-modify-write and BLOCK_STATUS exclusivity, always on.  A WRITE
+ *     with r->rmw (unaligned, done by read-modify-write of whole aligned
+ *     blocks) owns [off rounded down to align, off+len rounded up); every
+ *     other request owns [off, off+len).  In relaxed mode two requests
+ *     conflict iff their effective ranges intersect and either both are
+ *     WRITEs and one has rmw (the rmw would write back stale bytes of the
+ *     other), or one is strict (BLOCK_STATUS) and the other is a WRITE.
+ *
+ * The conflict relation (conflicts()) is symmetric and depends only on
+ * fields fixed at submit and on the mode, so it evaluates identically at
+ * submit and at release:
+ *   barrier FLUSH on either side        -> conflict       (R4)
+ *   FLUSH or NOP on either side         -> no conflict    (R1)
+ *   effective ranges disjoint or empty  -> no conflict
+ *   both READ                           -> no conflict
+ *   SCHED_ORDER_OVERLAP                 -> conflict       (R3)
+ *   SCHED_ORDER_RELAXED                 -> the R6 test
+ *
+ * Data structures.  s->active holds, in arrival order, every submitted
+ * request from submit until it completes (RUN requests: sched_complete;
+ * FLUSH: retirement).  r->wait counts the earlier active requests that
+ * conflict with r; removing a request from active decrements the count of
+ * every later conflicting one, and a count reaching 0 makes it runnable.
+ * Sync ops in flight sit on s->sync_inflight (issue order, so start is
+ * ascending), completed ones on s->sync_done (completion order).  A batch
+ * sync's op is the sync member of the batch's first FLUSH, because several
+ * completed batches may await retirement at once (R5).
+ *
+ * Request states (r->state):
+ *   READ/WRITE: WAIT -> RUN -> [SYNCED, dsync only] -> REPLIED
+ *   FLUSH:      WAIT -> BATCH_WAIT -> BATCH_RUN -> RETIRING -> REPLIED
+ *   a request refused by the latch, a NOP and an unsafe FLUSH go straight
+ *   to REPLIED.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+enum rq_state {
+	RQ_NEW = 0, /* being submitted */
+	RQ_WAIT, /* in active, wait > 0 */
+	RQ_RUN, /* RUN emitted, in active until sched_complete */
+	RQ_SYNCED, /* dsync write completed, awaiting retirement (R5) */
+	RQ_BATCH_WAIT, /* FLUSH in s->batch_wait (R1) */
+	RQ_BATCH_RUN, /* FLUSH covered by the running sync (R1) */
+	RQ_RETIRING, /* FLUSH whose sync completed, awaiting R5 */
+	RQ_REPLIED, /* REPLY emitted: never touched again */
+};
+
+static void out_append(struct sched_out *o, struct sched_req *r,
+		       enum sched_action action)
+{
+	/* A request appears at most once in one sched_out. */
+	assert(r->out_next == NULL && o->tail != &r->out_next);
+	r->action = action;
+	*o->tail = r;
+	o->tail = &r->out_next;
+}
+
+static void run(struct sched_req *r, struct sched_out *o)
+{
+	r->state = RQ_RUN;
+	out_append(o, r, SCHED_RUN);
+}
+
+static void reply(struct sched *s, struct sched_req *r, int status,
+		  struct sched_out *o)
+{
+	assert(r->state != RQ_REPLIED);
+	assert(s->n_pending > 0);
+	r->state = RQ_REPLIED;
+	r->status = status;
+	s->n_pending--;
+	out_append(o, r, SCHED_REPLY);
+}
+
+/* R5: from now on no durability is claimed. */
+static void latch(struct sched *s)
+{
+	s->failed = true;
+	s->stats.failed_latch = 1;
+}
+
+/* R6: the byte range a request owns; an empty range never intersects. */
+static void set_range(const struct sched *s, struct sched_req *r)
+{
+	uint64_t mask = (uint64_t)s->align - 1;
+	uint64_t end;
+
+	if (__builtin_add_overflow(r->off, r->len, &end))
+		end = UINT64_MAX;
+	r->lo = r->off;
+	r->hi = r->len ? end : r->off;
+	if (r->len && r->kind == SCHED_WRITE && r->rmw) {
+		r->lo &= ~mask;
+		r->hi = end > UINT64_MAX - mask ? UINT64_MAX :
+						  (end + mask) & ~mask;
+	}
+}
+
+static bool intersect(const struct sched_req *a, const struct sched_req *b)
+{
+	return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi &&
+	       b->lo < a->hi;
+}
+
+/* The conflict relation: see the table at the top of the file. */
+static bool conflicts(const struct sched *s, const struct sched_req *a,
+		      const struct sched_req *b)
+{
+	if (s->flush == SCHED_FLUSH_BARRIER &&
+	    (a->kind == SCHED_FLUSH || b->kind == SCHED_FLUSH))
+		return true; /* R4 */
+	if (a->kind == SCHED_FLUSH || a->kind == SCHED_NOP ||
+	    b->kind == SCHED_FLUSH || b->kind == SCHED_NOP)
+		return false; /* R1: a FLUSH orders nothing */
+	if (!intersect(a, b))
+		return false;
+	if (a->kind == SCHED_READ && b->kind == SCHED_READ)
+		return false;
+	if (s->order == SCHED_ORDER_OVERLAP)
+		return true; /* R3 */
+	/* R6 */
+	if (a->kind == SCHED_WRITE && b->kind == SCHED_WRITE &&
+	    (a->rmw || b->rmw))
+		return true;
+	return (a->strict && b->kind == SCHED_WRITE) ||
+	       (b->strict && a->kind == SCHED_WRITE);
+}
+
+static void active_append(struct sched *s, struct sched_req *r)
+{
+	r->next = NULL;
+	r->prev = s->active_tail;
+	if (s->active_tail)
+		s->active_tail->next = r;
+	else
+		s->active_head = r;
+	s->active_tail = r;
+}
+
+static void active_unlink(struct sched *s, struct sched_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->active_head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		s->active_tail = r->prev;
+	r->next = r->prev = NULL;
+}
+
+static void op_append(struct sched_syncop **head, struct sched_syncop **tail,
+		      struct sched_syncop *op)
+{
+	op->next = NULL;
+	op->prev = *tail;
+	if (*tail)
+		(*tail)->next = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+static void op_unlink(struct sched_syncop **head, struct sched_syncop **tail,
+		      struct sched_syncop *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		*head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		*tail = op->prev;
+	op->next = op->prev = NULL;
+}
+
+/* R5: a sync op is issued; it joins the in-flight list in start order. */
+static void op_issue(struct sched *s, struct sched_syncop *op,
+		     struct sched_req *req)
+{
+	op->start = ++s->clock;
+	op->done_at = 0;
+	op->res = 0;
+	op->req = req;
+	op_append(&s->sync_inflight_head, &s->sync_inflight_tail, op);
+}
+
+/* R5: a sync op completed; it waits on the done list for retirement. */
+static void op_done(struct sched *s, struct sched_syncop *op, int res)
+{
+	op_unlink(&s->sync_inflight_head, &s->sync_inflight_tail, op);
+	op->res = res;
+	op->done_at = s->clock;
+	op_append(&s->sync_done_head, &s->sync_done_tail, op);
+}
+
+/* R1: the waiting batch becomes the running batch; one fdatasync. */
+static void sync_start(struct sched *s, struct sched_out *o)
+{
+	struct sched_req *leader = s->batch_wait, *f;
+
+	assert(!s->sync_running && leader);
+	s->batch_run = leader;
+	s->batch_wait = NULL;
+	s->batch_wait_tail = &s->batch_wait;
+	for (f = leader; f; f = f->batch_next)
+		f->state = RQ_BATCH_RUN;
+	/* R5: the batch's sync op lives in its first FLUSH. */
+	op_issue(s, &leader->sync, leader);
+	s->sync_running = true;
+	s->stats.syncs++;
+	o->sync = true;
+}
+
+/* R1: a runnable FLUSH joins the waiting batch. */
+static void batch_add(struct sched *s, struct sched_req *f,
+		      struct sched_out *o)
+{
+	f->state = RQ_BATCH_WAIT;
+	f->batch_next = NULL;
+	*s->batch_wait_tail = f;
+	s->batch_wait_tail = &f->batch_next;
+	if (!s->sync_running)
+		sync_start(s, o);
+}
+
+/* r's conflicts have all completed: let it go. */
+static void make_runnable(struct sched *s, struct sched_req *r,
+			  struct sched_out *o)
+{
+	assert(r->wait == 0);
+	switch (r->kind) {
+	case SCHED_READ:
+		run(r, o);
+		break;
+	case SCHED_WRITE:
+		/* R2; unsafe mode ignores FUA. */
+		r->dsync = r->fua && s->flush != SCHED_FLUSH_UNSAFE;
+		if (r->dsync) {
+			op_issue(s, &r->sync, r); /* R5 */
+			s->stats.dsync_writes++;
+		}
+		run(r, o);
+		break;
+	case SCHED_FLUSH:
+		assert(s->flush != SCHED_FLUSH_UNSAFE); /* replied at submit */
+		batch_add(s, r, o); /* R1, R4 */
+		break;
+	default:
+		abort();
+	}
+}
+
+/*
+ * r left s->active: every later request that counted r in its wait (those
+ * that conflict with r, R3/R4/R6) has one blocker less.  first is the
+ * request that followed r in s->active.  make_runnable() never unlinks
+ * from s->active, so walking on is safe.
+ */
+static void release(struct sched *s, const struct sched_req *r,
+		    struct sched_req *first, struct sched_out *o)
+{
+	struct sched_req *q;
+
+	for (q = first; q; q = q->next) {
+		if (!conflicts(s, r, q))
+			continue;
+		/* q arrived while r was active, so it counted r. */
+		assert(q->wait > 0);
+		if (--q->wait == 0)
+			make_runnable(s, q, o);
+	}
+}
+
+/* R5: a completed batch retires: its FLUSHes reply and leave s->active. */
+static void batch_retire(struct sched *s, struct sched_req *f, int status,
+			 struct sched_out *o)
+{
+	struct sched_req *next_f, *first;
+
+	for (; f; f = next_f) {
+		assert(f->state == RQ_RETIRING);
+		next_f = f->batch_next;
+		f->batch_next = NULL;
+		first = f->next;
+		active_unlink(s, f);
+		reply(s, f, status, o);
+		/* R4: a barrier FLUSH releases everything after it. */
+		release(s, f, first, o);
+	}
+}
+
+/*
+ * R5: retire completed sync ops, in completion order, while no op that
+ * overlapped the head in time (start <= head's done_at) is still in flight.
+ * s->sync_inflight is in start order, so its head has the smallest start.
+ * done_at is ascending along s->sync_done, so once the head must wait all
+ * others must too.  Ops issued by the releases below start after every
+ * done_at on the list and so never hold it.
+ */
+static void retire(struct sched *s, struct sched_out *o)
+{
+	struct sched_syncop *op;
+	int status;
+
+	while ((op = s->sync_done_head)) {
+		if (s->sync_inflight_head &&
+		    s->sync_inflight_head->start <= op->done_at)
+			break;
+		op_unlink(&s->sync_done_head, &s->sync_done_tail, op);
+		status = op->res ? op->res : s->failed ? -EIO : 0;
+		switch (op->req->kind) {
+		case SCHED_WRITE:
+			assert(op->req->state == RQ_SYNCED);
+			reply(s, op->req, status, o); /* R2 */
+			break;
+		case SCHED_FLUSH:
+			batch_retire(s, op->req, status, o); /* R1 */
+			break;
+		default:
+			abort();
+		}
+	}
+}
+
+void sched_init(struct sched *s, enum sched_order order,
+		enum sched_flush_mode flush, uint32_t align)
+{
+	assert(align >= 1 && (align & (align - 1)) == 0);
+	memset(s, 0, sizeof(*s));
+	s->order = order;
+	s->flush = flush;
+	s->align = align;
+	s->batch_wait_tail = &s->batch_wait;
+}
+
+void sched_out_init(struct sched_out *o)
+{
+	o->head = NULL;
+	o->tail = &o->head;
+	o->sync = false;
+}
+
+struct sched_req *sched_out_pop(struct sched_out *o)
+{
+	struct sched_req *r = o->head;
+
+	if (!r)
+		return NULL;
+	o->head = r->out_next;
+	if (!o->head)
+		o->tail = &o->head;
+	r->out_next = NULL;
+	return r;
+}
+
+void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
+{
+	struct sched_req *q;
+
+	r->action = 0;
+	r->dsync = false;
+	r->status = 0;
+	r->next = r->prev = r->out_next = r->batch_next = NULL;
+	r->seq = ++s->seq;
+	r->wait = 0;
+	r->state = RQ_NEW;
+	set_range(s, r);
+	s->stats.submitted++;
+	s->n_pending++;
+
+	switch (r->kind) {
+	case SCHED_NOP:
+		reply(s, r, 0, o);
+		return;
+	case SCHED_FLUSH:
+		if (s->failed) {
+			reply(s, r, -EIO, o); /* R5 */
+			return;
+		}
+		if (s->flush == SCHED_FLUSH_UNSAFE) {
+			reply(s, r, 0, o); /* claims what it did not do */
+			return;
+		}
+		break;
+	case SCHED_WRITE:
+		if (s->failed) {
+			reply(s, r, -EIO, o); /* R5 */
+			return;
+		}
+		break;
+	case SCHED_READ:
+		break;
+	default:
+		abort();
+	}
+
+	/* R3, R4, R6: count the earlier requests r must wait for. */
+	for (q = s->active_head; q; q = q->next)
+		if (conflicts(s, q, r))
+			r->wait++;
+	active_append(s, r);
+	if (r->wait) {
+		r->state = RQ_WAIT;
+		s->stats.waited++;
+		return;
+	}
+	make_runnable(s, r, o);
+}
+
+void sched_complete(struct sched *s, struct sched_req *r, int res,
+		    struct sched_out *o)
+{
+	struct sched_req *first = r->next;
+
+	assert(r->state == RQ_RUN);
+	s->stats.completed++;
+	active_unlink(s, r);
+	if (r->dsync) {
+		/* R2, R5: the reply waits for retirement. */
+		r->state = RQ_SYNCED;
+		op_done(s, &r->sync, res);
+		if (res == -EIO)
+			latch(s);
+		retire(s, o);
+	} else {
+		reply(s, r, res, o);
+	}
+	/* Ordering is about execution, not durability: release now. */
+	release(s, r, first, o);
+}
+
+void sched_sync_done(struct sched *s, int res, struct sched_out *o)
+{
+	struct sched_req *leader = s->batch_run, *f;
+
+	assert(s->sync_running && leader);
+	s->batch_run = NULL;
+	s->sync_running = false;
+	for (f = leader; f; f = f->batch_next)
+		f->state = RQ_RETIRING;
+	op_done(s, &leader->sync, res);
+	if (res)
+		latch(s); /* R5 */
+	retire(s, o);
+	/* R1: flushes that arrived during the sync get the next one. */
+	if (s->batch_wait && !s->sync_running)
+		sync_start(s, o);
+}
+
+bool sched_failed(const struct sched *s)
+{
+	return s->failed;
+}
+
+uint32_t sched_pending(const struct sched *s)
+{
+	return s->n_pending;
+}
+
+const char *sched_flush_mode_name(enum sched_flush_mode m)
+{
+	switch (m) {
+	case SCHED_FLUSH_SYNC:
+		return "sync";
+	case SCHED_FLUSH_BARRIER:
+		return "barrier";
+	case SCHED_FLUSH_UNSAFE:
+		return "unsafe";
+	}
+	return "unknown";
+}
+
+const char *sched_order_name(enum sched_order o)
+{
+	switch (o) {
+	case SCHED_ORDER_OVERLAP:
+		return "overlap";
+	case SCHED_ORDER_RELAXED:
+		return "relaxed";
+	}
+	return "unknown";
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched.h: the request scheduler.  No I/O, no sockets, no threads.
+ *
+ * One struct sched per export.  Requests of every connection of the export
+ * enter through sched_submit() in arrival order; the scheduler says, through
+ * a struct sched_out, when each may RUN its I/O, when a sync (fdatasync of
+ * the export's file) must be issued, and when each may REPLY.  The rules
+ * R1..R6 are written out at the top of sched.c and in docs/semantics.md.
+ *
+ * Locking: the scheduler is not thread-safe.  The caller holds the export's
+ * lock around every call, and acts on the returned events after dropping it.
+ *
+ * Lifetime: the caller owns every struct sched_req (it is embedded in the
+ * caller's request).  After the scheduler emits SCHED_REPLY for a request it
+ * never touches that request again.
+ */
+#ifndef LOOPD_SCHED_H
+#define LOOPD_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum sched_kind {
+	SCHED_READ, /* reads data or metadata: READ, CACHE, BLOCK_STATUS */
+	SCHED_WRITE, /* changes data: WRITE, TRIM, WRITE_ZEROES */
+	SCHED_FLUSH, /* FLUSH */
+	SCHED_NOP, /* needs no I/O and no ordering; replied at once */
+};
+
+enum sched_order {
+	SCHED_ORDER_OVERLAP, /* R3 on (the default) */
+	SCHED_ORDER_RELAXED, /* R3 off: the bare contract */
+};
+
+enum sched_flush_mode {
+	SCHED_FLUSH_SYNC, /* R1 + R2: the contract (the default) */
+	SCHED_FLUSH_BARRIER, /* R4: flush is a full barrier */
+	SCHED_FLUSH_UNSAFE, /* no syncs at all: flush/FUA replied at once */
+};
+
+enum sched_action {
+	SCHED_RUN = 1, /* caller issues the request's I/O, then calls
+			  sched_complete() */
+	SCHED_REPLY, /* caller replies with req->status */
+};
+
+struct sched_req;
+
+/* A sync-like operation whose success claims durability (R5). */
+struct sched_syncop {
+	struct sched_syncop *next, *prev; /* in s->sync_inflight / done */
+	uint64_t start; /* clock at issue */
+	uint64_t done_at; /* clock at completion */
+	int res; /* 0 or -errno */
+	struct sched_req *req; /* the FUA write, or the first FLUSH of the
+				  batch whose sync this is */
+};
+
+struct sched_req {
+	/* --- Set by the caller before sched_submit(). --- */
+	uint64_t off; /* byte offset (ignored for FLUSH) */
+	uint64_t len; /* byte length; 0 never overlaps anything */
+	uint8_t kind; /* enum sched_kind */
+	bool fua; /* the request carried NBD_CMD_FLAG_FUA */
+	bool rmw; /* unaligned WRITE done by read-modify-write: it
+		     owns the aligned blocks around it (R6) */
+	bool strict; /* order against overlapping writes even when
+			R3 is off (BLOCK_STATUS: R6) */
+
+	/* --- Set by the scheduler, read by the caller. --- */
+	uint8_t action; /* enum sched_action, valid in a sched_out */
+	bool dsync; /* at RUN: issue the write with RWF_DSYNC */
+	int status; /* at REPLY: 0 or -errno to send */
+
+	/* --- Private to the scheduler. --- */
+	struct sched_req *next, *prev; /* in s->active, arrival order */
+	struct sched_req *out_next; /* in a sched_out */
+	struct sched_req *batch_next; /* in a flush batch */
+	uint64_t lo, hi; /* effective byte range [lo, hi) */
+	uint64_t seq; /* arrival number */
+	uint32_t wait; /* earlier conflicting requests not complete */
+	uint8_t state; /* private state machine */
+	struct sched_syncop sync; /* when dsync; in a batch's first FLUSH,
+				     the batch's sync (R5) */
+};
+
+/* Events produced by one call, for the caller to act on after unlocking. */
+struct sched_out {
+	struct sched_req *head, **tail; /* RUN and REPLY, in order */
+	bool sync; /* issue one fdatasync of the export's file, then
+		      call sched_sync_done() with its result */
+};
+
+struct sched_stats {
+	uint64_t submitted, completed, syncs, dsync_writes, waited;
+	uint64_t failed_latch; /* 1 once the export stopped claiming
+				  durability (R5) */
+};
+
+struct sched {
+	enum sched_order order;
+	enum sched_flush_mode flush;
+	uint32_t align; /* power of two; RMW granularity (R6) */
+
+	struct sched_req *active_head, *active_tail; /* arrival order */
+	uint64_t seq;
+
+	/* Flush batching (R1): at most one sync in flight per export. */
+	bool sync_running;
+	struct sched_req *batch_wait, **batch_wait_tail; /* next sync */
+	struct sched_req *batch_run; /* covered by the running sync; its
+					first FLUSH holds the sync op */
+
+	/* Sync retirement (R5): ops in flight in start order, and completed
+	   ops awaiting retirement in completion order. */
+	uint64_t clock;
+	struct sched_syncop *sync_inflight_head, *sync_inflight_tail;
+	struct sched_syncop *sync_done_head, *sync_done_tail;
+	bool failed; /* R5 latch */
+	uint32_t n_pending; /* submitted and not yet REPLY'd */
+	struct sched_stats stats;
+};
+
+void sched_init(struct sched *s, enum sched_order order,
+		enum sched_flush_mode flush, uint32_t align);
+
+void sched_out_init(struct sched_out *o);
+/* Pop the next RUN/REPLY request, or NULL. */
+struct sched_req *sched_out_pop(struct sched_out *o);
+
+/* A request arrived.  Emits RUN or REPLY for it now, or later. */
+void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o);
+
+/* The I/O of a RUN request finished with res (0 or -errno). */
+void sched_complete(struct sched *s, struct sched_req *r, int res,
+		    struct sched_out *o);
+
+/* The fdatasync asked for by sched_out.sync finished with res. */
+void sched_sync_done(struct sched *s, int res, struct sched_out *o);
+
+/* True once a sync failed: no durability is claimed any more (R5). */
+bool sched_failed(const struct sched *s);
+
+/* Number of requests submitted and not yet replied to. */
+uint32_t sched_pending(const struct sched *s);
+
+const char *sched_flush_mode_name(enum sched_flush_mode m);
+const char *sched_order_name(enum sched_order o);
+
+#endif /* LOOPD_SCHED_H */

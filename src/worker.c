@@ -1,0 +1,1497 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c: the I/O engine.
+ *
+ * Thread model:
+ *  - srv->n_queues worker threads, each with its own io_uring.  No ring is
+ *    shared.  A connection belongs to one worker (round-robin), which does
+ *    all of its socket I/O and all file I/O of its requests.
+ *  - The export's scheduler (sched.c) is shared by every connection of the
+ *    export and protected by exp->lock.  A worker calls it with the lock
+ *    held and acts on the events it returns after dropping the lock.
+ *  - When the scheduler releases a request that belongs to another worker
+ *    (a dependant of a request on this worker, or a flush covered by a sync
+ *    this worker ran), the request is handed over with IORING_OP_MSG_RING:
+ *    the owner gets a CQE carrying the request pointer.  No locks, no
+ *    eventfd writes, no shared queues on the data path.
+ *
+ * Life of a request:
+ *   recv header (+payload) -> proto_validate_request -> sched_submit
+ *   -> RUN: file I/O SQE(s) -> CQE -> sched_complete
+ *   -> REPLY: reply queued -> sendmsg (batched) -> request recycled.
+ *
+ * E1. A write is replied to only after its CQE reported the whole length
+ *     written (short writes are resubmitted, never dropped).  This is what
+ *     makes R1 in sched.c hold: the sync for a flush runs after the flush
+ *     was received, so it covers every write replied to before.
+ * E2. fdatasync and fallocate run as ordinary io_uring requests without
+ *     IOSQE_IO_DRAIN or links: they never stall reads and writes.
+ * E3. Unaligned requests on an O_DIRECT export go through a bounce buffer
+ *     (reads) or read-modify-write of the surrounding blocks (writes); the
+ *     scheduler keeps RMW exclusive on those blocks (R6).
+ */
+#include "worker.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "log.h"
+#include "nbd.h"
+#include "proto.h"
+#include "sched.h"
+
+#define RING_ENTRIES 512
+#define RXBUF_SIZE (64 * 1024)
+#define MAX_INFLIGHT 256 /* requests per connection before we stop reading */
+#define IOV_BATCH 64 /* iovecs in one sendmsg */
+#define KEEP_BUF_MAX (256 * 1024) /* recycle request buffers up to this */
+#define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
+#define ZERO_CHUNK (1024 * 1024)
+/* A rejected WRITE payload up to this size is skipped; larger: hang up. */
+#define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD)
+
+/* user_data tags, in the low 3 bits of an 8-byte aligned pointer. */
+enum tag {
+	TAG_IO = 0, /* struct req: file I/O step */
+	TAG_RECV = 1, /* struct conn */
+	TAG_SEND = 2, /* struct conn */
+	TAG_SYNC = 3, /* struct syncop */
+	TAG_MSG = 4, /* struct req handed over by another worker */
+	TAG_EVFD = 5, /* struct worker: eventfd read */
+	TAG_DELAY = 6, /* struct req: injected delay expired */
+	TAG_MSGSENT = 7, /* struct req: our MSG_RING SQE completed */
+};
+
+static inline uint64_t ud_make(void *p, enum tag t)
+{
+	assert(((uintptr_t)p & 7) == 0);
+	return (uint64_t)(uintptr_t)p | t;
+}
+static inline enum tag ud_tag(uint64_t ud)
+{
+	return (enum tag)(ud & 7);
+}
+static inline void *ud_ptr(uint64_t ud)
+{
+	return (void *)(uintptr_t)(ud & ~(uint64_t)7);
+}
+
+/* Steps of a request's file I/O. */
+enum step {
+	ST_NONE,
+	ST_READ, /* one read of [io_off, io_off+io_len) into buf */
+	ST_WRITE, /* one write from buf */
+	ST_RMW_HEAD, /* RMW: read the head block into blk */
+	ST_RMW_TAIL, /* RMW: read the tail block into blk */
+	ST_FALLOC, /* fallocate */
+	ST_ZERO_WRITE, /* writing zeros chunk by chunk */
+	ST_FUA_SYNC, /* fdatasync after a FUA fallocate */
+	ST_FADVISE,
+};
+
+struct worker;
+struct conn;
+
+struct req {
+	struct sched_req s; /* must be first */
+	struct conn *conn;
+	struct req *wnext; /* run queue, tx queue or free list */
+	struct nbd_request nr;
+	uint8_t *buf; /* aligned data buffer (payload or read data) */
+	size_t cap; /* allocated size of buf */
+	uint8_t *data; /* client's bytes within buf */
+	uint8_t *blk; /* one-block bounce for RMW */
+	uint64_t io_off; /* current I/O step */
+	size_t io_len, io_done;
+	uint8_t step;
+	bool fast_zero;
+	uint32_t rx_got; /* payload bytes received */
+	uint8_t hdr[32]; /* reply header */
+	size_t hdr_len;
+	uint8_t *ext; /* BLOCK_STATUS descriptors */
+	size_t ext_len;
+	struct __kernel_timespec ts; /* injected delay */
+};
+
+struct conn {
+	struct conn *next; /* in worker->conns */
+	struct worker *w;
+	int fd;
+	unsigned int id;
+	struct export *exp;
+	struct proto_view view;
+	uint32_t meta_id;
+
+	/* Receive side. */
+	uint8_t *rxbuf;
+	size_t rx_start, rx_end;
+	struct req *rx_req; /* WRITE whose payload is arriving */
+	uint64_t rx_skip; /* bytes of a rejected payload to discard */
+	bool recv_inflight;
+	bool rx_eof; /* client closed, error, or we stop reading */
+	bool rx_paused; /* too many requests in flight */
+
+	/* Send side. */
+	struct req *tx_head, *tx_tail; /* replies waiting for a send */
+	struct req *sending; /* replies in the send in flight */
+	struct msghdr msg;
+	struct iovec iov[IOV_BATCH];
+	bool send_inflight;
+	bool dirty; /* in worker->dirty list */
+	struct conn *dirty_next;
+	bool dead; /* socket broken: replies are dropped */
+	bool recv_to_payload; /* the recv in flight fills rx_req */
+	bool close_queued; /* in worker->closeq */
+	struct conn *close_next;
+
+	unsigned int inflight; /* requests allocated, not yet recycled */
+	struct req *free_reqs;
+	unsigned int n_free;
+};
+
+struct syncop {
+	struct export *exp;
+	struct __kernel_timespec ts;
+	bool delayed;
+};
+
+struct worker {
+	unsigned int idx;
+	pthread_t thread;
+	struct io_uring ring;
+	int evfd;
+	uint64_t evbuf;
+	pthread_mutex_t lock; /* protects incoming and stop */
+	struct pending_conn *incoming;
+	bool stop;
+	bool stopping; /* this thread has acted on stop */
+	struct conn *conns;
+	unsigned int pending_ops; /* syncs and MSG_RINGs not yet completed */
+	struct req *runq_head, *runq_tail; /* RUN/REPLY to act on */
+	struct conn *dirty;
+	struct conn *closeq; /* connections that may have finished */
+	uint8_t *zeros; /* ZERO_CHUNK of zeros, aligned */
+	struct server *srv;
+};
+
+struct pending_conn {
+	struct pending_conn *next;
+	int fd;
+	bool tcp;
+	struct hs_result hs;
+};
+
+static struct worker *workers;
+static unsigned int n_workers;
+static atomic_uint next_worker;
+static atomic_uint next_conn_id;
+
+/* ---------------------------------------------------------------- */
+/* Ring helpers.                                                     */
+
+static struct io_uring_sqe *get_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		io_uring_submit(&w->ring);
+	return sqe;
+}
+
+static void *alloc_aligned(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? len : 1))
+		return NULL;
+	return p;
+}
+
+static void handle_events(struct worker *w, struct sched_out *o,
+			  struct export *exp);
+static void queue_reply(struct worker *w, struct req *r);
+static void start_io(struct worker *w, struct req *r);
+static void rx_process(struct conn *c);
+static void want_close(struct conn *c);
+
+/* ---------------------------------------------------------------- */
+/* Requests.                                                         */
+
+static struct req *req_alloc(struct conn *c)
+{
+	struct req *r = c->free_reqs;
+
+	if (r) {
+		c->free_reqs = r->wnext;
+		c->n_free--;
+		uint8_t *buf = r->buf;
+		size_t cap = r->cap;
+		uint8_t *blk = r->blk;
+
+		memset(r, 0, sizeof *r);
+		r->buf = buf;
+		r->cap = cap;
+		r->blk = blk;
+	} else {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return NULL;
+	}
+	r->conn = c;
+	c->inflight++;
+	return r;
+}
+
+/* Make sure r->buf holds at least len bytes. */
+static int req_reserve(struct req *r, size_t len)
+{
+	if (r->buf && r->cap >= len)
+		return 0;
+	free(r->buf);
+	r->buf = alloc_aligned(len);
+	r->cap = r->buf ? len : 0;
+	return r->buf ? 0 : -ENOMEM;
+}
+
+static void req_free(struct req *r)
+{
+	struct conn *c = r->conn;
+
+	free(r->ext);
+	r->ext = NULL;
+	if (r->cap > KEEP_BUF_MAX) {
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
+	}
+	if (c->n_free < 64) {
+		r->wnext = c->free_reqs;
+		c->free_reqs = r;
+		c->n_free++;
+	} else {
+		free(r->buf);
+		free(r->blk);
+		free(r);
+	}
+	c->inflight--;
+	if (c->rx_paused && c->inflight < MAX_INFLIGHT / 2) {
+		c->rx_paused = false;
+		rx_process(c);
+	}
+	want_close(c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Scheduler events.                                                 */
+
+static void runq_push(struct worker *w, struct req *r)
+{
+	r->wnext = NULL;
+	if (w->runq_tail)
+		w->runq_tail->wnext = r;
+	else
+		w->runq_head = r;
+	w->runq_tail = r;
+}
+
+static void send_msg(struct worker *w, struct req *r)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_msg_ring(sqe, r->conn->w->ring.ring_fd, 0,
+			       ud_make(r, TAG_MSG), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_MSGSENT));
+	w->pending_ops++;
+}
+
+static void submit_sync(struct worker *w, struct export *exp);
+
+/*
+ * Act on what the scheduler decided.  Called without exp->lock.  Our own
+ * requests go to the run queue (drained by the loop, so that long chains of
+ * dependants do not recurse); other workers' requests are handed over.
+ */
+static void handle_events(struct worker *w, struct sched_out *o,
+			  struct export *exp)
+{
+	struct sched_req *s;
+
+	while ((s = sched_out_pop(o))) {
+		struct req *r = (struct req *)s;
+
+		if (r->conn->w == w)
+			runq_push(w, r);
+		else
+			send_msg(w, r);
+	}
+	if (o->sync)
+		submit_sync(w, exp);
+}
+
+static void req_complete(struct worker *w, struct req *r, int res)
+{
+	struct export *exp = r->conn->exp;
+	struct sched_out o;
+
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	sched_complete(&exp->sched, &r->s, res, &o);
+	pthread_mutex_unlock(&exp->lock);
+	handle_events(w, &o, exp);
+}
+
+static void sync_complete(struct worker *w, struct export *exp, int res)
+{
+	struct sched_out o;
+
+	if (res < 0)
+		log_msg("%s: fdatasync failed: %s; the export no longer "
+			"claims durability until restarted",
+			exp->path, strerror(-res));
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	sched_sync_done(&exp->sched, res, &o);
+	pthread_mutex_unlock(&exp->lock);
+	handle_events(w, &o, exp);
+}
+
+static void submit_sync(struct worker *w, struct export *exp)
+{
+	struct syncop *op = calloc(1, sizeof *op);
+	struct io_uring_sqe *sqe;
+	unsigned int delay = 0;
+	int err = 0;
+
+	if (!op) {
+		sync_complete(w, exp, -ENOMEM);
+		return;
+	}
+	op->exp = exp;
+	if (unlikely(inject_enabled))
+		inject_match(INJ_SYNC, 0, 0, &delay, &err);
+	if (unlikely(err)) {
+		free(op);
+		sync_complete(w, exp, err);
+		return;
+	}
+	sqe = get_sqe(w);
+	if (unlikely(delay)) {
+		op->delayed = true;
+		op->ts.tv_sec = delay / 1000;
+		op->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
+		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
+	} else {
+		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
+	}
+	io_uring_sqe_set_data64(sqe, ud_make(op, TAG_SYNC));
+	w->pending_ops++;
+}
+
+static void on_sync_cqe(struct worker *w, struct syncop *op, int res)
+{
+	struct export *exp = op->exp;
+
+	if (op->delayed) {
+		struct io_uring_sqe *sqe = get_sqe(w);
+
+		op->delayed = false;
+		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, ud_make(op, TAG_SYNC));
+		return;
+	}
+	w->pending_ops--;
+	free(op);
+	sync_complete(w, exp, res);
+}
+
+/* ---------------------------------------------------------------- */
+/* File I/O.                                                         */
+
+static void submit_step(struct worker *w, struct req *r)
+{
+	struct export *exp = r->conn->exp;
+	struct io_uring_sqe *sqe = get_sqe(w);
+	size_t left = r->io_len - r->io_done;
+	uint64_t off = r->io_off + r->io_done;
+
+	switch (r->step) {
+	case ST_READ:
+		io_uring_prep_read(sqe, exp->fd, r->buf + r->io_done,
+				   (unsigned int)left, off);
+		break;
+	case ST_RMW_HEAD:
+	case ST_RMW_TAIL:
+		io_uring_prep_read(sqe, exp->fd, r->blk + r->io_done,
+				   (unsigned int)left, off);
+		break;
+	case ST_WRITE:
+		io_uring_prep_write(sqe, exp->fd, r->buf + r->io_done,
+				    (unsigned int)left, off);
+		if (r->s.dsync)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case ST_ZERO_WRITE:
+		if (left > ZERO_CHUNK)
+			left = ZERO_CHUNK;
+		io_uring_prep_write(sqe, exp->fd, w->zeros, (unsigned int)left,
+				    off);
+		if (r->s.dsync)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case ST_FUA_SYNC:
+		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case ST_FADVISE:
+		io_uring_prep_fadvise(sqe, exp->fd, off, (off_t)left,
+				      POSIX_FADV_WILLNEED);
+		break;
+	default:
+		abort();
+	}
+	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_IO));
+}
+
+static void begin_step(struct worker *w, struct req *r, enum step st,
+		       uint64_t off, size_t len)
+{
+	r->step = (uint8_t)st;
+	r->io_off = off;
+	r->io_len = len;
+	r->io_done = 0;
+	submit_step(w, r);
+}
+
+static void submit_fallocate(struct worker *w, struct req *r, int mode,
+			     uint64_t off, uint64_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	r->step = ST_FALLOC;
+	io_uring_prep_fallocate(sqe, r->conn->exp->fd, mode, (off_t)off,
+				(off_t)len);
+	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_IO));
+}
+
+static uint64_t align_down(uint64_t v, uint32_t a)
+{
+	return v & ~(uint64_t)(a - 1);
+}
+static uint64_t align_up(uint64_t v, uint32_t a)
+{
+	return (v + a - 1) & ~(uint64_t)(a - 1);
+}
+
+/* Fill r->ext with base:allocation extents of [off, off+len). */
+static int block_status(struct req *r)
+{
+	struct export *exp = r->conn->exp;
+	uint64_t pos = r->nr.offset, end = pos + r->nr.length;
+	unsigned int n = 0, max = (r->nr.flags & NBD_CMD_FLAG_REQ_ONE)
+					  ? 1
+					  : MAX_EXTENTS;
+	uint8_t *ext = malloc((size_t)max * 8);
+
+	if (!ext)
+		return -ENOMEM;
+	while (pos < end && n < max) {
+		off_t data = lseek(exp->fd, (off_t)pos, SEEK_DATA);
+		uint64_t stop;
+		uint32_t flags;
+
+		if (data < 0 && errno == ENXIO) {
+			/* No data after pos: a hole to the end. */
+			stop = end;
+			flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
+		} else if (data < 0) {
+			/* Cannot tell: say data, which is always safe. */
+			stop = end;
+			flags = 0;
+		} else if ((uint64_t)data > pos) {
+			stop = (uint64_t)data < end ? (uint64_t)data : end;
+			flags = NBD_STATE_HOLE | NBD_STATE_ZERO;
+		} else {
+			off_t hole = lseek(exp->fd, (off_t)pos, SEEK_HOLE);
+
+			stop = hole < 0 || (uint64_t)hole > end
+				       ? end
+				       : (uint64_t)hole;
+			if (stop <= pos)
+				stop = end;
+			flags = 0;
+		}
+		/*
+		 * Keep boundaries on the advertised block size, and stay
+		 * conservative: a hole shrinks, data grows.
+		 */
+		if (stop < end && exp->min_block > 1) {
+			if (flags && align_down(stop, exp->min_block) > pos) {
+				stop = align_down(stop, exp->min_block);
+			} else {
+				flags = 0;
+				stop = align_up(stop, exp->min_block);
+				stop = stop < end ? stop : end;
+			}
+		}
+		proto_encode_extent(ext + n * 8, (uint32_t)(stop - pos), flags);
+		n++;
+		pos = stop;
+	}
+	r->ext = ext;
+	r->ext_len = (size_t)n * 8;
+	return 0;
+}
+
+/* Begin the I/O of a RUN request (after any injected delay). */
+static void start_io_now(struct worker *w, struct req *r)
+{
+	struct export *exp = r->conn->exp;
+	uint64_t off = r->nr.offset, len = r->nr.length;
+	int r2;
+
+	switch (r->nr.type) {
+	case NBD_CMD_READ: {
+		/* E3: an unaligned read reads the aligned range around it. */
+		uint64_t lo = align_down(off, exp->align);
+
+		begin_step(w, r, ST_READ, lo,
+			   align_up(off + len, exp->align) - lo);
+		return;
+	}
+	case NBD_CMD_WRITE:
+		if (r->s.rmw) {
+			uint64_t lo = align_down(off, exp->align);
+
+			if (lo != off) {
+				begin_step(w, r, ST_RMW_HEAD, lo, exp->align);
+				return;
+			}
+			begin_step(w, r, ST_RMW_TAIL,
+				   align_down(off + len, exp->align),
+				   exp->align);
+			return;
+		}
+		begin_step(w, r, ST_WRITE, off, len);
+		return;
+	case NBD_CMD_TRIM: {
+		/* Advisory: trim only whole blocks (NBD allows rounding). */
+		uint64_t lo = align_up(off, exp->align);
+		uint64_t hi = align_down(off + len, exp->align);
+
+		if (!exp->can_punch || hi <= lo) {
+			req_complete(w, r, 0);
+			return;
+		}
+		submit_fallocate(w, r,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, lo,
+				 hi - lo);
+		return;
+	}
+	case NBD_CMD_WRITE_ZEROES:
+		if ((r->nr.flags & NBD_CMD_FLAG_NO_HOLE) &&
+		    exp->can_zero_range) {
+			submit_fallocate(w, r, FALLOC_FL_ZERO_RANGE, off, len);
+			return;
+		}
+		if (exp->can_punch) {
+			submit_fallocate(w, r,
+					 FALLOC_FL_PUNCH_HOLE |
+						 FALLOC_FL_KEEP_SIZE,
+					 off, len);
+			return;
+		}
+		if (r->fast_zero) {
+			req_complete(w, r, -ENOTSUP);
+			return;
+		}
+		if (exp->direct && ((off | len) & (uint64_t)(exp->align - 1))) {
+			req_complete(w, r, -EINVAL);
+			return;
+		}
+		begin_step(w, r, ST_ZERO_WRITE, off, len);
+		return;
+	case NBD_CMD_CACHE:
+		begin_step(w, r, ST_FADVISE, off, len);
+		return;
+	case NBD_CMD_BLOCK_STATUS:
+		r2 = block_status(r);
+		req_complete(w, r, r2);
+		return;
+	default:
+		abort();
+	}
+}
+
+static enum inject_op inject_op_of(uint16_t type)
+{
+	switch (type) {
+	case NBD_CMD_READ:
+		return INJ_READ;
+	case NBD_CMD_WRITE:
+		return INJ_WRITE;
+	case NBD_CMD_TRIM:
+		return INJ_TRIM;
+	case NBD_CMD_WRITE_ZEROES:
+		return INJ_ZERO;
+	case NBD_CMD_CACHE:
+		return INJ_CACHE;
+	default:
+		return INJ_STATUS;
+	}
+}
+
+static void start_io(struct worker *w, struct req *r)
+{
+	if (unlikely(inject_enabled)) {
+		unsigned int delay;
+		int err;
+
+		inject_match(inject_op_of(r->nr.type), r->nr.offset,
+			     r->nr.length, &delay, &err);
+		if (err) {
+			req_complete(w, r, err);
+			return;
+		}
+		if (delay) {
+			struct io_uring_sqe *sqe = get_sqe(w);
+
+			r->ts.tv_sec = delay / 1000;
+			r->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
+			io_uring_prep_timeout(sqe, &r->ts, 0, 0);
+			io_uring_sqe_set_data64(sqe, ud_make(r, TAG_DELAY));
+			return;
+		}
+	}
+	start_io_now(w, r);
+}
+
+/* A file I/O step of r finished with res. */
+static void on_io_cqe(struct worker *w, struct req *r, int res)
+{
+	struct export *exp = r->conn->exp;
+
+	if (res == -EAGAIN || res == -EINTR) {
+		submit_step(w, r);
+		return;
+	}
+	if (r->step == ST_FALLOC) {
+		if (res == -EOPNOTSUPP || res == -ENOTSUP || res == -ENODEV) {
+			/*
+			 * This filesystem cannot do it: turn the capability
+			 * off (it never comes back) and take the fallback.
+			 */
+			if (r->nr.type == NBD_CMD_TRIM) {
+				exp->can_punch = false;
+				req_complete(w, r, 0);
+				return;
+			}
+			if ((r->nr.flags & NBD_CMD_FLAG_NO_HOLE) &&
+			    exp->can_zero_range)
+				exp->can_zero_range = false;
+			else
+				exp->can_punch = false;
+			start_io_now(w, r);
+			return;
+		}
+		if (res == 0 && r->s.dsync) {
+			begin_step(w, r, ST_FUA_SYNC, 0, 0);
+			return;
+		}
+		req_complete(w, r, res);
+		return;
+	}
+	if (r->step == ST_FUA_SYNC || r->step == ST_FADVISE) {
+		/* fadvise is a hint: its failure is not the client's. */
+		req_complete(w, r, r->step == ST_FADVISE ? 0 : res);
+		return;
+	}
+	if (res < 0) {
+		req_complete(w, r, res);
+		return;
+	}
+	if (res == 0 && r->io_done < r->io_len) {
+		/* EOF inside the export: the file shrank under us. */
+		req_complete(w, r, -EIO);
+		return;
+	}
+	r->io_done += (size_t)res;
+	if (r->io_done < r->io_len) {
+		submit_step(w, r); /* short I/O: go on */
+		return;
+	}
+	switch (r->step) {
+	case ST_READ:
+	case ST_WRITE:
+	case ST_ZERO_WRITE: /* submit_step wrote it chunk by chunk */
+		req_complete(w, r, 0);
+		return;
+	case ST_RMW_HEAD: {
+		uint64_t off = r->nr.offset, end = off + r->nr.length;
+		uint64_t lo = align_down(off, exp->align);
+		uint64_t tail = align_down(end, exp->align);
+
+		memcpy(r->buf, r->blk, off - lo);
+		if (end != align_up(end, exp->align) && tail != lo) {
+			begin_step(w, r, ST_RMW_TAIL, tail, exp->align);
+			return;
+		}
+		if (end != align_up(end, exp->align)) {
+			/* Head and tail are one block: it is in blk. */
+			memcpy(r->buf + (end - lo), r->blk + (end - lo),
+			       exp->align - (end - lo));
+		}
+		begin_step(w, r, ST_WRITE, lo, align_up(end, exp->align) - lo);
+		return;
+	}
+	case ST_RMW_TAIL: {
+		uint64_t off = r->nr.offset, end = off + r->nr.length;
+		uint64_t lo = align_down(off, exp->align);
+		uint64_t hi = align_up(end, exp->align);
+		uint64_t tail = hi - exp->align;
+
+		memcpy(r->buf + (end - lo), r->blk + (end - tail), hi - end);
+		begin_step(w, r, ST_WRITE, lo, hi - lo);
+		return;
+	}
+	default:
+		abort();
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Replies.                                                          */
+
+static void mark_dirty(struct worker *w, struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = w->dirty;
+	w->dirty = c;
+}
+
+static void queue_reply(struct worker *w, struct req *r)
+{
+	struct conn *c = r->conn;
+	int status = r->s.status;
+	uint32_t err = proto_nbd_error(status, r->fast_zero);
+	bool ok = status == 0;
+	uint16_t type = r->nr.type;
+
+	if (unlikely(log_verbose))
+		log_msg("conn %u: %s cookie=%#llx off=%llu len=%u -> %s", c->id,
+			proto_cmd_name(type), (unsigned long long)r->nr.cookie,
+			(unsigned long long)r->nr.offset, r->nr.length,
+			ok ? "ok" : strerror(-status));
+	if (c->dead) {
+		req_free(r);
+		return;
+	}
+	if (c->view.structured && type == NBD_CMD_READ) {
+		if (!ok)
+			r->hdr_len = proto_encode_error_chunk(
+				r->hdr, r->nr.cookie, err, NULL);
+		else if (r->nr.length == 0)
+			r->hdr_len = proto_encode_chunk(
+				r->hdr, NBD_REPLY_FLAG_DONE,
+				NBD_REPLY_TYPE_NONE, r->nr.cookie, 0);
+		else
+			r->hdr_len = proto_encode_offset_data(
+				r->hdr, NBD_REPLY_FLAG_DONE, r->nr.cookie,
+				r->nr.offset, r->nr.length);
+	} else if (type == NBD_CMD_BLOCK_STATUS) {
+		if (!ok)
+			r->hdr_len = proto_encode_error_chunk(
+				r->hdr, r->nr.cookie, err, NULL);
+		else
+			r->hdr_len = proto_encode_block_status(
+				r->hdr, NBD_REPLY_FLAG_DONE, r->nr.cookie,
+				c->meta_id, (uint32_t)(r->ext_len / 8));
+	} else {
+		r->hdr_len =
+			proto_encode_simple_reply(r->hdr, r->nr.cookie, err);
+	}
+	r->wnext = NULL;
+	if (c->tx_tail)
+		c->tx_tail->wnext = r;
+	else
+		c->tx_head = r;
+	c->tx_tail = r;
+	mark_dirty(w, c);
+}
+
+/* Start a sendmsg of as many queued replies as fit in one iovec batch. */
+static void start_send(struct worker *w, struct conn *c)
+{
+	struct req *r, *last = NULL;
+	struct io_uring_sqe *sqe;
+	int n = 0;
+
+	if (c->send_inflight || !c->tx_head)
+		return;
+	for (r = c->tx_head; r && n + 2 <= IOV_BATCH; r = r->wnext) {
+		bool ok = r->s.status == 0;
+
+		c->iov[n].iov_base = r->hdr;
+		c->iov[n++].iov_len = r->hdr_len;
+		if (ok && r->nr.type == NBD_CMD_READ && r->nr.length) {
+			c->iov[n].iov_base = r->data;
+			c->iov[n++].iov_len = r->nr.length;
+		} else if (ok && r->nr.type == NBD_CMD_BLOCK_STATUS) {
+			c->iov[n].iov_base = r->ext;
+			c->iov[n++].iov_len = r->ext_len;
+		}
+		last = r;
+	}
+	c->sending = c->tx_head;
+	c->tx_head = last->wnext;
+	if (!c->tx_head)
+		c->tx_tail = NULL;
+	last->wnext = NULL;
+	memset(&c->msg, 0, sizeof c->msg);
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = (size_t)n;
+	sqe = get_sqe(w);
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_make(c, TAG_SEND));
+	c->send_inflight = true;
+}
+
+static void free_sending(struct conn *c)
+{
+	struct req *r = c->sending;
+
+	c->sending = NULL;
+	while (r) {
+		struct req *next = r->wnext;
+
+		req_free(r);
+		r = next;
+	}
+}
+
+static void on_send_cqe(struct worker *w, struct conn *c, int res)
+{
+	struct msghdr *m = &c->msg;
+
+	c->send_inflight = false;
+	if (res == -EAGAIN || res == -EINTR) {
+		res = 0;
+	} else if (res < 0) {
+		if (res != -EPIPE && res != -ECONNRESET)
+			log_msg("conn %u: send: %s", c->id, strerror(-res));
+		c->dead = true;
+		c->rx_eof = true;
+		shutdown(c->fd, SHUT_RDWR);
+		free_sending(c);
+		while (c->tx_head) {
+			struct req *r = c->tx_head;
+
+			c->tx_head = r->wnext;
+			req_free(r);
+		}
+		c->tx_tail = NULL;
+		want_close(c);
+		return;
+	}
+	/* Skip what was sent; resubmit the rest (a partial send). */
+	size_t done = (size_t)res;
+
+	while (m->msg_iovlen && done >= m->msg_iov->iov_len) {
+		done -= m->msg_iov->iov_len;
+		m->msg_iov++;
+		m->msg_iovlen--;
+	}
+	if (m->msg_iovlen) {
+		struct io_uring_sqe *sqe;
+
+		m->msg_iov->iov_base = (uint8_t *)m->msg_iov->iov_base + done;
+		m->msg_iov->iov_len -= done;
+		sqe = get_sqe(w);
+		io_uring_prep_sendmsg(sqe, c->fd, m, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, ud_make(c, TAG_SEND));
+		c->send_inflight = true;
+		return;
+	}
+	free_sending(c);
+	if (c->tx_head)
+		mark_dirty(w, c);
+	want_close(c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Receiving and dispatching requests.                               */
+
+static void submit_recv(struct conn *c, void *buf, size_t len, int flags,
+			bool to_payload)
+{
+	struct io_uring_sqe *sqe = get_sqe(c->w);
+
+	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
+	io_uring_sqe_set_data64(sqe, ud_make(c, TAG_RECV));
+	c->recv_inflight = true;
+	c->recv_to_payload = to_payload;
+}
+
+/* Reply at once with an error, without the scheduler. */
+static void reply_error(struct conn *c, const struct nbd_request *nr, int err)
+{
+	struct req *r = req_alloc(c);
+
+	if (!r) {
+		c->rx_eof = c->dead = true;
+		return;
+	}
+	r->nr = *nr;
+	r->s.status = err;
+	r->fast_zero = nr->flags & NBD_CMD_FLAG_FAST_ZERO;
+	queue_reply(c->w, r);
+}
+
+/* The request (and its payload) is complete: hand it to the scheduler. */
+static void dispatch(struct conn *c, struct req *r)
+{
+	struct export *exp = c->exp;
+	struct sched_out o;
+	uint16_t t = r->nr.type;
+
+	r->s.off = r->nr.offset;
+	r->s.len = r->nr.length;
+	r->s.fua = r->nr.flags & NBD_CMD_FLAG_FUA;
+	r->fast_zero = r->nr.flags & NBD_CMD_FLAG_FAST_ZERO;
+	switch (t) {
+	case NBD_CMD_READ:
+		r->s.kind = r->nr.length ? SCHED_READ : SCHED_NOP;
+		break;
+	case NBD_CMD_CACHE:
+		/* With O_DIRECT there is no cache to warm. */
+		r->s.kind =
+			exp->direct || !r->nr.length ? SCHED_NOP : SCHED_READ;
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		r->s.kind = SCHED_READ;
+		r->s.strict = true; /* R6: never a hole under a write */
+		break;
+	case NBD_CMD_WRITE:
+	case NBD_CMD_TRIM:
+	case NBD_CMD_WRITE_ZEROES:
+		r->s.kind = r->nr.length ? SCHED_WRITE : SCHED_NOP;
+		break;
+	case NBD_CMD_FLUSH:
+		r->s.kind = SCHED_FLUSH;
+		break;
+	default:
+		abort();
+	}
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	sched_submit(&exp->sched, &r->s, &o);
+	pthread_mutex_unlock(&exp->lock);
+	handle_events(c->w, &o, exp);
+}
+
+/*
+ * A header was decoded and validated.  Returns false when the connection
+ * must stop reading (payload too large to skip).
+ */
+static bool on_request(struct conn *c, const struct nbd_request *nr)
+{
+	struct export *exp = c->exp;
+	int err = proto_validate_request(nr, &c->view);
+	struct req *r;
+
+	if (unlikely(log_verbose))
+		log_msg("conn %u: recv %s cookie=%#llx off=%llu len=%u "
+			"flags=%#x",
+			c->id, proto_cmd_name(nr->type),
+			(unsigned long long)nr->cookie,
+			(unsigned long long)nr->offset, nr->length, nr->flags);
+	if (err) {
+		if (proto_has_payload(nr)) {
+			if (nr->length > MAX_SKIP) {
+				log_msg("conn %u: %s payload of %u bytes is "
+					"too large; disconnecting",
+					c->id, proto_cmd_name(nr->type),
+					nr->length);
+				return false;
+			}
+			c->rx_skip = nr->length;
+		}
+		reply_error(c, nr, err);
+		return true;
+	}
+	if (nr->type == NBD_CMD_DISC) {
+		/* Finish what is in flight, then close (rx_eof). */
+		return false;
+	}
+	r = req_alloc(c);
+	if (!r)
+		goto enomem;
+	r->nr = *nr;
+	if ((nr->type == NBD_CMD_READ || nr->type == NBD_CMD_WRITE) &&
+	    nr->length) {
+		uint64_t lo = align_down(nr->offset, exp->align);
+		uint64_t hi = align_up(nr->offset + nr->length, exp->align);
+
+		if (req_reserve(r, hi - lo) < 0)
+			goto enomem_req;
+		r->data = r->buf + (nr->offset - lo);
+		if (nr->type == NBD_CMD_WRITE &&
+		    (lo != nr->offset || hi != nr->offset + nr->length)) {
+			r->s.rmw = true; /* E3, R6 */
+			if (!r->blk && !(r->blk = alloc_aligned(exp->align)))
+				goto enomem_req;
+		}
+	}
+	if (nr->type == NBD_CMD_WRITE && nr->length) {
+		c->rx_req = r; /* payload follows */
+		return true;
+	}
+	dispatch(c, r);
+	return true;
+
+enomem_req:
+	req_free(r);
+enomem:
+	if (proto_has_payload(nr))
+		c->rx_skip = nr->length;
+	reply_error(c, nr, -ENOMEM);
+	return true;
+}
+
+/* Consume buffered bytes; issue the next recv if more are needed. */
+static void rx_process(struct conn *c)
+{
+	for (;;) {
+		size_t avail = c->rx_end - c->rx_start;
+
+		if (c->recv_inflight)
+			return;
+		if (c->rx_req) {
+			struct req *r = c->rx_req;
+			size_t need = r->nr.length - r->rx_got;
+			size_t n = avail < need ? avail : need;
+
+			memcpy(r->data + r->rx_got, c->rxbuf + c->rx_start, n);
+			c->rx_start += n;
+			r->rx_got += (uint32_t)n;
+			if (r->rx_got == r->nr.length) {
+				c->rx_req = NULL;
+				dispatch(c, r);
+				continue;
+			}
+			if (c->rx_eof)
+				return;
+			/* Receive the rest straight into the buffer. */
+			c->rx_start = c->rx_end = 0;
+			submit_recv(c, r->data + r->rx_got, need - n,
+				    MSG_WAITALL, true);
+			return;
+		}
+		if (c->rx_skip) {
+			size_t n = avail < c->rx_skip ? avail : c->rx_skip;
+
+			c->rx_start += n;
+			c->rx_skip -= n;
+			if (c->rx_skip) {
+				if (c->rx_eof)
+					return;
+				c->rx_start = c->rx_end = 0;
+				submit_recv(c, c->rxbuf, RXBUF_SIZE, 0, false);
+				return;
+			}
+			continue;
+		}
+		if (c->rx_eof)
+			return;
+		if (c->inflight >= MAX_INFLIGHT) {
+			c->rx_paused = true;
+			return;
+		}
+		if (avail < PROTO_REQUEST_SIZE) {
+			if (c->rx_start) {
+				memmove(c->rxbuf, c->rxbuf + c->rx_start,
+					avail);
+				c->rx_start = 0;
+				c->rx_end = avail;
+			}
+			submit_recv(c, c->rxbuf + c->rx_end,
+				    RXBUF_SIZE - c->rx_end, 0, false);
+			return;
+		}
+
+		struct nbd_request nr;
+
+		if (proto_decode_request(c->rxbuf + c->rx_start, &nr) < 0) {
+			log_msg("conn %u: bad request magic; disconnecting",
+				c->id);
+			c->rx_eof = true;
+			c->dead = true;
+			shutdown(c->fd, SHUT_RDWR);
+			want_close(c);
+			return;
+		}
+		c->rx_start += PROTO_REQUEST_SIZE;
+		if (!on_request(c, &nr)) {
+			c->rx_eof = true;
+			want_close(c);
+			return;
+		}
+	}
+}
+
+static void on_recv_cqe(struct conn *c, int res)
+{
+	c->recv_inflight = false;
+	if (res == -EAGAIN || res == -EINTR) {
+		res = 0;
+		goto again;
+	}
+	if (res <= 0) {
+		if (res < 0 && res != -ECONNRESET && !c->w->stopping)
+			log_msg("conn %u: recv: %s", c->id, strerror(-res));
+		c->rx_eof = true;
+		if (c->rx_req) {
+			/* Disconnect in the middle of a payload. */
+			struct req *r = c->rx_req;
+
+			c->rx_req = NULL;
+			req_free(r);
+		}
+		want_close(c);
+		return;
+	}
+	if (c->recv_to_payload) {
+		/* The recv went straight into the payload buffer. */
+		c->rx_req->rx_got += (uint32_t)res;
+		if (c->rx_req->rx_got == c->rx_req->nr.length) {
+			struct req *r = c->rx_req;
+
+			c->rx_req = NULL;
+			dispatch(c, r);
+		}
+	} else {
+		c->rx_end += (size_t)res;
+	}
+again:
+	rx_process(c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Connections.                                                      */
+
+/*
+ * Connections are freed only from the loop (close_finished), never from
+ * inside a handler that may still use them.
+ */
+static void want_close(struct conn *c)
+{
+	if (c->close_queued)
+		return;
+	c->close_queued = true;
+	c->close_next = c->w->closeq;
+	c->w->closeq = c;
+}
+
+static void conn_maybe_close(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct conn **pp;
+
+	if (!c->rx_eof || c->inflight || c->recv_inflight || c->send_inflight ||
+	    c->tx_head || c->dirty)
+		return;
+	for (pp = &w->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	if (log_verbose)
+		log_msg("conn %u: closed", c->id);
+	close(c->fd);
+	while (c->free_reqs) {
+		struct req *r = c->free_reqs;
+
+		c->free_reqs = r->wnext;
+		free(r->buf);
+		free(r->blk);
+		free(r);
+	}
+	free(c->rxbuf);
+	free(c);
+}
+
+static void conn_start(struct worker *w, struct pending_conn *p)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	struct export *exp = p->hs.exp;
+
+	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
+		log_msg("out of memory for a new connection");
+		free(c);
+		close(p->fd);
+		return;
+	}
+	c->w = w;
+	c->fd = p->fd;
+	c->id = atomic_fetch_add(&next_conn_id, 1) + 1;
+	c->exp = exp;
+	c->view.size = exp->size;
+	c->view.tflags = p->hs.tflags;
+	c->view.min_block = exp->min_block;
+	c->view.max_payload = exp->max_payload;
+	c->view.structured = p->hs.structured;
+	c->view.meta_alloc = p->hs.meta_alloc;
+	c->meta_id = p->hs.meta_alloc_id;
+	if (p->tcp) {
+		int one = 1;
+
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	c->next = w->conns;
+	w->conns = c;
+	if (log_verbose)
+		log_msg("conn %u: transmission on export \"%s\"", c->id,
+			exp->name);
+	rx_process(c);
+}
+
+/* ---------------------------------------------------------------- */
+/* The loop.                                                         */
+
+static void arm_evfd(struct worker *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(w);
+
+	io_uring_prep_read(sqe, w->evfd, &w->evbuf, sizeof w->evbuf, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(w, TAG_EVFD));
+}
+
+static void on_evfd(struct worker *w)
+{
+	struct pending_conn *p, *next;
+	bool stop;
+
+	pthread_mutex_lock(&w->lock);
+	p = w->incoming;
+	w->incoming = NULL;
+	stop = w->stop;
+	pthread_mutex_unlock(&w->lock);
+	for (; p; p = next) {
+		next = p->next;
+		if (stop)
+			close(p->fd);
+		else
+			conn_start(w, p);
+		free(p);
+	}
+	if (stop && !w->stopping) {
+		struct conn *c;
+
+		w->stopping = true;
+		/* Stop reading: pending recvs return 0 (E: shutdown). */
+		for (c = w->conns; c; c = c->next)
+			shutdown(c->fd, SHUT_RD);
+	}
+	arm_evfd(w);
+}
+
+static void on_cqe(struct worker *w, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	void *p = ud_ptr(ud);
+	int res = cqe->res;
+
+	switch (ud_tag(ud)) {
+	case TAG_IO:
+		on_io_cqe(w, p, res);
+		break;
+	case TAG_RECV:
+		on_recv_cqe(p, res);
+		break;
+	case TAG_SEND:
+		on_send_cqe(w, p, res);
+		break;
+	case TAG_SYNC:
+		on_sync_cqe(w, p, res);
+		break;
+	case TAG_MSG:
+		runq_push(w, p);
+		break;
+	case TAG_EVFD:
+		on_evfd(w);
+		break;
+	case TAG_DELAY:
+		start_io_now(w, p);
+		break;
+	case TAG_MSGSENT:
+		w->pending_ops--;
+		if (res < 0) /* the target's CQ was full: try again */
+			send_msg(w, p);
+		break;
+	}
+}
+
+static void drain_runq(struct worker *w)
+{
+	struct req *r;
+
+	while ((r = w->runq_head)) {
+		w->runq_head = r->wnext;
+		if (!w->runq_head)
+			w->runq_tail = NULL;
+		if (r->s.action == SCHED_RUN)
+			start_io(w, r);
+		else
+			queue_reply(w, r);
+	}
+}
+
+static void close_finished(struct worker *w)
+{
+	while (w->closeq) {
+		struct conn *c = w->closeq;
+
+		w->closeq = c->close_next;
+		c->close_queued = false;
+		conn_maybe_close(c);
+	}
+}
+
+static void flush_dirty(struct worker *w)
+{
+	while (w->dirty) {
+		struct conn *c = w->dirty;
+
+		w->dirty = c->dirty_next;
+		c->dirty = false;
+		start_send(w, c);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	arm_evfd(w);
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+		int r;
+
+		drain_runq(w);
+		flush_dirty(w);
+		close_finished(w);
+		if (w->stopping && !w->conns && !w->pending_ops)
+			break;
+		r = io_uring_submit_and_wait(&w->ring, 1);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			log_msg("worker %u: io_uring_submit_and_wait: %s",
+				w->idx, strerror(-r));
+			abort();
+		}
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
+			on_cqe(w, cqe);
+			n++;
+			/* Act on events now so replies leave promptly. */
+			drain_runq(w);
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	return NULL;
+}
+
+int workers_start(struct server *srv)
+{
+	unsigned int i;
+	int r;
+
+	n_workers = srv->n_queues ? srv->n_queues : 1;
+	workers = calloc(n_workers, sizeof *workers);
+	if (!workers)
+		return -ENOMEM;
+	for (i = 0; i < n_workers; i++) {
+		struct worker *w = &workers[i];
+		struct io_uring_params p = {0};
+
+		w->idx = i;
+		w->srv = srv;
+		pthread_mutex_init(&w->lock, NULL);
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 8;
+		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+		if (r < 0)
+			return r;
+		w->evfd = eventfd(0, EFD_CLOEXEC);
+		if (w->evfd < 0)
+			return -errno;
+		w->zeros = alloc_aligned(ZERO_CHUNK);
+		if (!w->zeros)
+			return -ENOMEM;
+		memset(w->zeros, 0, ZERO_CHUNK);
+	}
+	for (i = 0; i < n_workers; i++) {
+		r = pthread_create(&workers[i].thread, NULL, worker_main,
+				   &workers[i]);
+		if (r)
+			return -r;
+	}
+	return 0;
+}
+
+static void wake(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->evfd, &one, sizeof one) < 0)
+		log_msg("worker %u: eventfd: %s", w->idx, strerror(errno));
+}
+
+void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
+{
+	struct worker *w =
+		&workers[atomic_fetch_add(&next_worker, 1) % n_workers];
+	struct pending_conn *p = calloc(1, sizeof *p);
+
+	if (!p) {
+		close(fd);
+		return;
+	}
+	p->fd = fd;
+	p->tcp = tcp;
+	p->hs = *hs;
+	pthread_mutex_lock(&w->lock);
+	p->next = w->incoming;
+	w->incoming = p;
+	pthread_mutex_unlock(&w->lock);
+	wake(w);
+}
+
+void workers_stop(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < n_workers; i++) {
+		pthread_mutex_lock(&workers[i].lock);
+		workers[i].stop = true;
+		pthread_mutex_unlock(&workers[i].lock);
+		wake(&workers[i]);
+	}
+	for (i = 0; i < n_workers; i++)
+		pthread_join(workers[i].thread, NULL);
+}
