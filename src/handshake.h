@@ -21,8 +21,9 @@ struct hs_result {
 /*
  * Run the handshake on fd (a connected, blocking stream socket) until the
  * client enters transmission (returns 0 and fills *res) or the connection
- * must end (returns a negative errno: -ECONNRESET when the client went away
- * or sent NBD_OPT_ABORT, -EPROTO when it broke a MUST of the protocol).
+ * must end: any negative errno means "close it" (-ECONNRESET when the
+ * client went away or sent NBD_OPT_ABORT, -EPROTO when it broke a MUST of
+ * the protocol, -ENOENT for an unknown NBD_OPT_EXPORT_NAME, -ENOMEM).
  * Never exits the process; logs protocol violations with log_msg().
  */
 int handshake_run(int fd, struct server *srv, struct hs_result *res);

@@ -391,6 +391,8 @@ static void add_export(struct export_opts *o, const char *arg)
 	}
 	if (!*o->path)
 		die("%s: empty file name", arg);
+	if (strlen(o->name) > 4096) /* the NBD limit for strings */
+		die("%s: export name longer than 4096 bytes", arg);
 	for (i = 0; i < srv.n_exports; i++)
 		if (!strcmp(srv.exports[i]->name, o->name))
 			die("%s: export name \"%s\" is used twice (use "

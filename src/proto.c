@@ -15,9 +15,9 @@
  * Request validation is table driven: one row per command says which
  * flags the command may carry, which transmission flag must have been
  * advertised for it, and whether it writes.  proto_validate_request() then
- * applies the checks in a fixed order (see proto.h and the comment on the
- * function) so that the answer to a request breaking several rules at once
- * is deterministic and matches what peers (nbdkit) answer.
+ * applies the checks in a fixed order (see the comment on that function)
+ * so that a request breaking several rules at once always gets the same
+ * answer, and the most useful one.
  */
 #include "proto.h"
 
@@ -39,9 +39,9 @@ struct cmd_rule {
 };
 
 /*
- * FUA is listed on every command except DISC: the spec makes it valid on
- * all commands once SEND_FUA is advertised (clients set it on reads too),
- * while DISC gets no reply, so a flag on it can only be a client bug.
+ * FUA is listed on every command, DISC included: the spec makes it valid
+ * on all commands once SEND_FUA is advertised (clients set it on reads
+ * too), and a server MUST accept it everywhere.  On DISC it is a no-op.
  */
 /* clang-format off */
 static const struct cmd_rule cmd_rules[] = {
@@ -58,6 +58,7 @@ static const struct cmd_rule cmd_rules[] = {
 	},
 	[NBD_CMD_DISC] = {
 		.name = "DISC",
+		.flags = NBD_CMD_FLAG_FUA,
 	},
 	[NBD_CMD_FLUSH] = {
 		.name = "FLUSH",
@@ -141,8 +142,8 @@ static int check_flags(const struct nbd_request *req, const struct cmd_rule *r,
 	    !(v->tflags & NBD_FLAG_SEND_FAST_ZERO))
 		return -EINVAL;
 	/*
-	 * Clients (qemu, the kernel) send CACHE even when SEND_CACHE is not
-	 * advertised, but the spec only lets them do so without flags.
+	 * Clients may send CACHE even when SEND_CACHE is not advertised
+	 * (checklist 1.5), but then only without flags.
 	 */
 	if (req->type == NBD_CMD_CACHE && f &&
 	    !(v->tflags & NBD_FLAG_SEND_CACHE))
@@ -150,6 +151,19 @@ static int check_flags(const struct nbd_request *req, const struct cmd_rule *r,
 	return 0;
 }
 
+/*
+ * Order (tests/unit/test-proto.c pins it, "order_*" cases):
+ *   a. unknown command                                  EINVAL
+ *   b. flag unknown, inapplicable or not negotiated     EINVAL
+ *   c. WRITE/TRIM/WRITE_ZEROES on a read-only export    EPERM
+ *   d. TRIM/WRITE_ZEROES/FLUSH not advertised           EINVAL
+ *   e. FLUSH/DISC with offset or length                 EINVAL
+ *   f. BLOCK_STATUS without context, or length 0        EINVAL
+ *   g. READ/WRITE longer than max_payload               EINVAL
+ *   h. offset + length overflows                        EINVAL
+ *   i. past the end                 ENOSPC (WRITE/WRITE_ZEROES), EINVAL
+ * The alignment to min_block is deliberately not checked (bounce buffer).
+ */
 int proto_validate_request(const struct nbd_request *req,
 			   const struct proto_view *v)
 {
@@ -167,7 +181,7 @@ int proto_validate_request(const struct nbd_request *req,
 	/*
 	 * Read-only before "not advertised": a read-only export never
 	 * advertises TRIM or WRITE_ZEROES, yet EPERM is the more useful
-	 * answer (and the one the spec asks for) to a write there.
+	 * answer there (the spec says SHOULD EPERM for both).
 	 */
 	if (r->writes && (v->tflags & NBD_FLAG_READ_ONLY))
 		return -EPERM;

@@ -51,8 +51,8 @@ struct proto_view {
 int proto_decode_request(const void *buf, struct nbd_request *req);
 
 /*
- * Validate a decoded request against the negotiated view, in the order of
- * the checklist's table (1.10).  Returns 0 if the request may run, or a
+ * Validate a decoded request against the negotiated view.  Checks run in
+ * the order listed below; the first failing one gives the answer.  Returns 0 if the request may run, or a
  * negative errno giving the answer to send:
  *   -EINVAL   unknown command; unknown flag or flag not valid for the
  *             command or not negotiated (FUA without SEND_FUA, DF without
@@ -157,7 +157,8 @@ size_t proto_encode_export_name_reply(void *buf, uint64_t size, uint16_t tflags,
  * Parse the data of NBD_OPT_INFO / NBD_OPT_GO:
  *   u32 namelen, name[namelen], u16 n, u16 info[n].
  * On success *name points into data (not NUL-terminated), *n_info is the
- * count and the info requests can be read with proto_info_request(data, i)
+ * count and the info requests can be read with
+ * proto_info_request(data, namelen, i).
  * Returns -EINVAL if the lengths are inconsistent with len.
  */
 int proto_parse_info_opt(const void *data, uint32_t len, const char **name,
@@ -176,10 +177,12 @@ int proto_parse_meta_opt(const void *data, uint32_t len, const char **name,
 			 void (*cb)(const char *q, uint32_t qlen, void *opaque),
 			 void *opaque);
 
-/* Encode the NBD_REP_META_CONTEXT payload: u32 id + name. */
+/* Encode the NBD_REP_META_CONTEXT payload: u32 id + name (buffer: 4 +
+ * strlen(name) bytes; names are at most 4096 bytes by the spec). */
 size_t proto_encode_meta_context(void *buf, uint32_t id, const char *name);
 
-/* Encode the NBD_REP_SERVER payload: u32 len + name [+ description]. */
+/* Encode the NBD_REP_SERVER payload: u32 len + name [+ description]
+ * (buffer: 4 + strlen(name) + strlen(desc) bytes; desc may be NULL). */
 size_t proto_encode_rep_server(void *buf, const char *name, const char *desc);
 
 /* Big-endian helpers shared by the codec's users. */

@@ -169,15 +169,14 @@ static void set_range(const struct sched *s, struct sched_req *r)
 	r->hi = r->len ? end : r->off;
 	if (r->len && r->kind == SCHED_WRITE && r->rmw) {
 		r->lo &= ~mask;
-		r->hi = end > UINT64_MAX - mask ? UINT64_MAX :
-						  (end + mask) & ~mask;
+		r->hi = end > UINT64_MAX - mask ? UINT64_MAX
+						: (end + mask) & ~mask;
 	}
 }
 
 static bool intersect(const struct sched_req *a, const struct sched_req *b)
 {
-	return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi &&
-	       b->lo < a->hi;
+	return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi && b->lo < a->hi;
 }
 
 /* The conflict relation: see the table at the top of the file. */
@@ -293,8 +292,7 @@ static void sync_start(struct sched *s, struct sched_out *o)
 }
 
 /* R1: a runnable FLUSH joins the waiting batch. */
-static void batch_add(struct sched *s, struct sched_req *f,
-		      struct sched_out *o)
+static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 {
 	f->state = RQ_BATCH_WAIT;
 	f->batch_next = NULL;
@@ -491,11 +489,10 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 void sched_complete(struct sched *s, struct sched_req *r, int res,
 		    struct sched_out *o)
 {
-	struct sched_req *first = r->next;
+	struct sched_req *first;
 
 	assert(r->state == RQ_RUN);
 	s->stats.completed++;
-	active_unlink(s, r);
 	if (r->dsync) {
 		/* R2, R5: the reply waits for retirement. */
 		r->state = RQ_SYNCED;
@@ -506,7 +503,13 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 	} else {
 		reply(s, r, res, o);
 	}
-	/* Ordering is about execution, not durability: release now. */
+	/*
+	 * Ordering is about execution, not durability: release now.  Only
+	 * now is r's successor in s->active read, because retire() may just
+	 * have unlinked FLUSHes that followed r.
+	 */
+	first = r->next;
+	active_unlink(s, r);
 	release(s, r, first, o);
 }
 

@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1387,6 +1388,13 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	/*
+	 * When the client is this host's kernel (nbdfuse + loop, nbd), memory
+	 * reclaim may wait on our I/O: mark the thread as an I/O flusher so
+	 * its own allocations do not recurse into that reclaim.  Needs
+	 * CAP_SYS_RESOURCE; without it we carry on.
+	 */
+	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	arm_evfd(w);
 	for (;;) {
 		struct io_uring_cqe *cqe;
