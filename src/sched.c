@@ -64,8 +64,9 @@
  *     every op with start <= its done_at has completed, i.e. every op that
  *     overlapped it in time.  Ops retire in completion order.  Status at
  *     retirement: op.res if nonzero, else -EIO if the export is latched,
- *     else 0.  The latch (s->failed) is set by a batch sync that fails with
- *     any error and by a dsync write that fails with -EIO.  Once latched,
+ *     else 0.  The latch (s->failed) is set by a batch sync and by a dsync
+ *     write that fail with any error: a dsync write's error may be the
+ *     writeback error of other data, taken from the file's errseq.  Once latched,
  *     every newly submitted WRITE and FLUSH is replied -EIO at once, never
  *     RUN; reads keep working; no flush or FUA write retired afterwards
  *     claims durability (fsyncgate: a retried fsync "succeeds" on lost
@@ -120,7 +121,7 @@ enum rq_state {
 	RQ_BATCH_WAIT, /* FLUSH in s->batch_wait (R1) */
 	RQ_BATCH_RUN, /* FLUSH covered by the running sync (R1) */
 	RQ_RETIRING, /* FLUSH whose sync completed, awaiting R5 */
-	RQ_REPLIED, /* REPLY emitted: never touched again */
+	RQ_REPLIED, /* REPLY emitted: untouched once the call returns */
 };
 
 static void out_append(struct sched_out *o, struct sched_req *r,
@@ -497,8 +498,8 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 		/* R2, R5: the reply waits for retirement. */
 		r->state = RQ_SYNCED;
 		op_done(s, &r->sync, res);
-		if (res == -EIO)
-			latch(s);
+		if (res)
+			latch(s); /* R5: may be another page's writeback error */
 		retire(s, o);
 	} else {
 		reply(s, r, res, o);
