@@ -1627,7 +1627,7 @@ static void sim_complete(struct sim *m, struct sim_req *q, int res)
 	q->completed = true;
 	q->completed_at = m->tick;
 	q->res = res;
-	if (q->r.dsync && res == -EIO)
+	if (q->r.dsync && res) /* R5: any dsync error latches */
 		m->latched = true;
 	sched_out_init(&o);
 	sched_complete(&m->s, &q->r, res, &o);
