@@ -48,6 +48,8 @@ struct export
 
 	pthread_mutex_t lock; /* protects sched */
 	struct sched sched;
+
+	struct recorder *rec; /* --record, or NULL */
 };
 
 /* Largest payload a client may send or ask for in one request. */

@@ -32,6 +32,7 @@
 #include "handshake.h"
 #include "inject.h"
 #include "log.h"
+#include "recorder.h"
 #include "sched.h"
 #include "server.h"
 #include "size.h"
@@ -61,6 +62,8 @@ static void usage_main(FILE *f)
 		   "Commands:\n"
 		   "  serve     serve files as NBD exports (see 'loopd serve "
 		   "--help')\n"
+		   "  trace     dump, summarise or mark a recorded trace\n"
+		   "  crash     check every crash state of a recorded trace\n"
 		   "\n"
 		   "Options:\n"
 		   "  -h, --help     show this help\n"
@@ -112,6 +115,8 @@ static void usage_serve(FILE *f)
 		"  -f, --foreground        do not daemonise\n"
 		"  -P, --pidfile FILE      write the server's PID to FILE\n"
 		"  -v, --verbose           log every request to stderr\n"
+		"      --record TRACE      record every request into TRACE "
+		"for 'loopd crash'\n"
 		"      --inject SPEC       fault injection, FOR TESTING ONLY "
 		"(or LOOPD_INJECT):\n"
 		"                          delay=MS:OP[@START-END][*N], "
@@ -411,7 +416,7 @@ static void add_export(struct export_opts *o, const char *arg)
 
 static int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_CACHE = 256, OPT_ORDER, OPT_FLUSH, OPT_INJECT };
+	enum { OPT_CACHE = 256, OPT_ORDER, OPT_FLUSH, OPT_INJECT, OPT_RECORD };
 	static const struct option opts[] = {
 		{"size", required_argument, NULL, 's'},
 		{"read-only", no_argument, NULL, 'r'},
@@ -425,6 +430,7 @@ static int cmd_serve(int argc, char **argv)
 		{"pidfile", required_argument, NULL, 'P'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"inject", required_argument, NULL, OPT_INJECT},
+		{"record", required_argument, NULL, OPT_RECORD},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -436,7 +442,8 @@ static int cmd_serve(int argc, char **argv)
 	struct export_opts eo = {.cache = CACHE_DIRECT,
 				 .order = SCHED_ORDER_OVERLAP,
 				 .flush = SCHED_FLUSH_SYNC};
-	const char *pidfile = NULL, *env;
+	const char *pidfile = NULL, *env, *record = NULL;
+	struct recorder *rec = NULL;
 	bool foreground = false;
 	char err[512], sz[32];
 	sigset_t mask;
@@ -449,7 +456,8 @@ static int cmd_serve(int argc, char **argv)
 	if (env && *env && inject_parse(env, err, sizeof err) < 0)
 		die("LOOPD_INJECT: %s", err);
 
-	while ((c = getopt_long(argc, argv, "s:rU:l:q:fP:vh", opts, NULL)) !=
+	opterr = 0; /* our own one-line messages */
+	while ((c = getopt_long(argc, argv, ":s:rU:l:q:fP:vh", opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 's':
@@ -509,12 +517,20 @@ static int cmd_serve(int argc, char **argv)
 			if (inject_parse(optarg, err, sizeof err) < 0)
 				die("%s", err);
 			break;
+		case OPT_RECORD:
+			record = optarg;
+			break;
 		case 'h':
 			usage_serve(stdout);
 			return 0;
+		case ':':
+			die("serve: option '%s' needs a value (try 'loopd "
+			    "serve --help')",
+			    argv[optind - 1]);
 		default:
-			fprintf(stderr, "Try 'loopd serve --help'.\n");
-			return 1;
+			die("serve: unknown option '%s' (try 'loopd serve "
+			    "--help')",
+			    argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
@@ -522,6 +538,17 @@ static int cmd_serve(int argc, char **argv)
 	for (i = 0; optind < argc; optind++, i++)
 		add_export(&eo, argv[optind]);
 
+	if (record) {
+		if (srv.n_exports != 1)
+			die("--record: serve exactly one FILE when recording");
+		if (recorder_open(record, srv.exports[0], &rec, err,
+				  sizeof err) < 0)
+			die("--record %s: %s", record, err);
+		srv.exports[0]->rec = rec;
+		log_msg("recording into %s (flush mode %s); mark with: loopd "
+			"trace mark %s LABEL",
+			record, sched_flush_mode_name(eo.flush), record);
+	}
 	if (eo.flush == SCHED_FLUSH_UNSAFE)
 		log_msg("warning: --flush=unsafe: FLUSH and FUA are "
 			"acknowledged without syncing; a crash or power loss "
@@ -583,7 +610,7 @@ static int cmd_serve(int argc, char **argv)
 	signal_ready();
 
 	for (;;) {
-		struct pollfd pfd[MAX_LISTENERS + 1];
+		struct pollfd pfd[MAX_LISTENERS + 2];
 
 		for (i = 0; i < n_listeners; i++) {
 			pfd[i].fd = listeners[i].fd;
@@ -591,13 +618,18 @@ static int cmd_serve(int argc, char **argv)
 		}
 		pfd[n_listeners].fd = sfd;
 		pfd[n_listeners].events = POLLIN;
-		if (poll(pfd, n_listeners + 1, -1) < 0) {
+		pfd[n_listeners + 1].fd = rec ? recorder_ctl_fd(rec) : -1;
+		pfd[n_listeners + 1].events = POLLIN;
+		pfd[n_listeners + 1].revents = 0;
+		if (poll(pfd, n_listeners + 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll: %s", strerror(errno));
 		}
 		if (pfd[n_listeners].revents)
 			break;
+		if (pfd[n_listeners + 1].revents)
+			recorder_ctl_handle(rec);
 		for (i = 0; i < n_listeners; i++)
 			if (pfd[i].revents)
 				accept_one(&listeners[i]);
@@ -621,6 +653,10 @@ static int cmd_serve(int argc, char **argv)
 			r = 1;
 		}
 	}
+	if (rec && recorder_close(rec) < 0) {
+		log_msg("--record %s: could not finish the trace", record);
+		r = 1;
+	}
 	if (pidfile)
 		unlink(pidfile);
 	log_msg("stopped");
@@ -643,6 +679,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "serve"))
 		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "trace"))
+		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "crash"))
+		return cmd_crash(argc - 1, argv + 1);
 	log_msg("unknown command '%s' (try 'loopd --help')", argv[1]);
 	return 1;
 }

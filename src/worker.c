@@ -39,6 +39,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@
 #include "log.h"
 #include "nbd.h"
 #include "proto.h"
+#include "recorder.h"
 #include "sched.h"
 
 #define RING_ENTRIES 512
@@ -120,6 +122,7 @@ struct req {
 	size_t io_len, io_done;
 	uint8_t step;
 	bool fast_zero;
+	bool recorded; /* its RECV is in the trace: record its REPLY */
 	uint32_t rx_got; /* payload bytes received */
 	uint8_t hdr[32]; /* reply header */
 	size_t hdr_len;
@@ -363,6 +366,8 @@ static void sync_complete(struct worker *w, struct export *exp, int res)
 		log_msg("%s: fdatasync failed: %s; the export no longer "
 			"claims durability until restarted",
 			exp->path, strerror(-res));
+	if (unlikely(exp->rec))
+		recorder_sync_end(exp->rec, res);
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
 	sched_sync_done(&exp->sched, res, &o);
@@ -386,6 +391,8 @@ static void submit_sync(struct worker *w, struct export *exp)
 		inject_match(INJ_SYNC, 0, 0, &delay, &err);
 	if (unlikely(err)) {
 		free(op);
+		if (unlikely(exp->rec))
+			recorder_sync_begin(exp->rec);
 		sync_complete(w, exp, err);
 		return;
 	}
@@ -396,6 +403,8 @@ static void submit_sync(struct worker *w, struct export *exp)
 		op->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
 		io_uring_prep_timeout(sqe, &op->ts, 0, 0);
 	} else {
+		if (unlikely(exp->rec))
+			recorder_sync_begin(exp->rec);
 		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
 	}
 	io_uring_sqe_set_data64(sqe, ud_make(op, TAG_SYNC));
@@ -410,6 +419,8 @@ static void on_sync_cqe(struct worker *w, struct syncop *op, int res)
 		struct io_uring_sqe *sqe = get_sqe(w);
 
 		op->delayed = false;
+		if (unlikely(exp->rec))
+			recorder_sync_begin(exp->rec);
 		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data64(sqe, ud_make(op, TAG_SYNC));
 		return;
@@ -797,6 +808,9 @@ static void queue_reply(struct worker *w, struct req *r)
 			proto_cmd_name(type), (unsigned long long)r->nr.cookie,
 			(unsigned long long)r->nr.offset, r->nr.length,
 			ok ? "ok" : strerror(-status));
+	/* The trace holds the reply before it can reach the client. */
+	if (unlikely(r->recorded))
+		recorder_reply(c->exp->rec, c->id, &r->nr, status);
 	if (c->dead) {
 		req_free(r);
 		return;
@@ -999,6 +1013,11 @@ static void dispatch(struct conn *c, struct req *r)
 	}
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
+	/* Recorded under the lock: the trace's order is the arrival order. */
+	if (unlikely(exp->rec)) {
+		recorder_recv(exp->rec, c->id, &r->nr, r->data);
+		r->recorded = true;
+	}
 	sched_submit(&exp->sched, &r->s, &o);
 	pthread_mutex_unlock(&exp->lock);
 	handle_events(c->w, &o, exp);
@@ -1274,11 +1293,15 @@ static void conn_start(struct worker *w, struct pending_conn *p)
 /* ---------------------------------------------------------------- */
 /* The loop.                                                         */
 
+/*
+ * Wait for the eventfd with a poll, not a read: a blocking read would park
+ * an io-wq thread that ring teardown then has to wait for.
+ */
 static void arm_evfd(struct worker *w)
 {
 	struct io_uring_sqe *sqe = get_sqe(w);
 
-	io_uring_prep_read(sqe, w->evfd, &w->evbuf, sizeof w->evbuf, 0);
+	io_uring_prep_poll_add(sqe, w->evfd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud_make(w, TAG_EVFD));
 }
 
@@ -1287,6 +1310,8 @@ static void on_evfd(struct worker *w)
 	struct pending_conn *p, *next;
 	bool stop;
 
+	if (read(w->evfd, &w->evbuf, sizeof w->evbuf) < 0 && errno != EAGAIN)
+		log_msg("worker %u: eventfd: %s", w->idx, strerror(errno));
 	pthread_mutex_lock(&w->lock);
 	p = w->incoming;
 	w->incoming = NULL;
@@ -1445,7 +1470,7 @@ int workers_start(struct server *srv)
 		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
 		if (r < 0)
 			return r;
-		w->evfd = eventfd(0, EFD_CLOEXEC);
+		w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (w->evfd < 0)
 			return -errno;
 		w->zeros = alloc_aligned(ZERO_CHUNK);

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recorder.h: `loopd serve --record TRACE`, the server side of the crash
+ * explorer.  Appends every request of one export to a trace, in one global
+ * order (docs/trace-format.md), so that `loopd crash` can enumerate the
+ * crash states the contract allows.
+ *
+ * Ordering guarantees the engine gives the recorder (worker.c):
+ *  - recorder_recv() is called before the request is handed to the
+ *    scheduler, so before any of its I/O starts;
+ *  - recorder_reply() is called before the reply bytes are queued for the
+ *    socket, so a reply recorded before a flush's RECV was sent before the
+ *    flush was received (the spec's "completed prior to processing");
+ *  - recorder_sync_begin() before an fdatasync is issued, and
+ *    recorder_sync_end() when it completed, before any flush it covers is
+ *    replied.
+ * All functions are thread-safe (one mutex inside) and cheap enough for
+ * the data path; errors writing the trace are reported once and stop the
+ * recording (never the serving: recording never changes what the client
+ * sees).
+ */
+#ifndef LOOPD_RECORDER_H
+#define LOOPD_RECORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+#include "proto.h"
+
+struct recorder;
+
+/*
+ * Start recording exp into path: capture the base image (reflink where
+ * the filesystem allows, else a sparse copy, next to the trace as
+ * PATH.base), write the header (size, block size, advertised flags,
+ * flush mode, base identity).  Returns 0 or -errno with a one-line reason.
+ */
+int recorder_open(const char *path, struct export *exp, struct recorder **out,
+		  char *err, size_t errlen);
+
+/* A request arrived on connection conn; payload is the WRITE data. */
+void recorder_recv(struct recorder *rec, uint32_t conn,
+		   const struct nbd_request *nr, const void *payload);
+
+/* The reply to a request is about to be sent with status (0/-errno). */
+void recorder_reply(struct recorder *rec, uint32_t conn,
+		    const struct nbd_request *nr, int status);
+
+/* An fdatasync of the export is about to be issued / has completed. */
+void recorder_sync_begin(struct recorder *rec);
+void recorder_sync_end(struct recorder *rec, int res);
+
+/* A named mark (from `loopd trace mark` through the control socket). */
+void recorder_mark(struct recorder *rec, const char *label);
+
+/*
+ * Control socket PATH.ctl: recorder_ctl_fd() is polled by main.c, which
+ * calls recorder_ctl_handle() when it is readable.
+ */
+int recorder_ctl_fd(struct recorder *rec);
+void recorder_ctl_handle(struct recorder *rec);
+
+/* Write the END record (totals, final image hash), flush, close. */
+int recorder_close(struct recorder *rec);
+
+/* `loopd trace ...` and `loopd crash ...` entry points (argv[0] is the
+ * subcommand name).  They return the process exit status. */
+int cmd_trace(int argc, char **argv);
+int cmd_crash(int argc, char **argv);
+
+#endif

@@ -1,0 +1,167 @@
+# shellcheck shell=bash disable=SC2034 # sets variables for the tests
+# functions.sh: helpers shared by the end-to-end tests.  Source it after
+# "set -euo pipefail".  Each test exits 0 (pass), 1 (fail) or 77 (skip).
+#
+# Environment (set by tests/meson.build):
+#   LOOPD   the loopd binary under test
+#   SRCDIR  the source tree
+#
+# What this file gives a test:
+#   $TMP                   a fresh directory, removed at exit
+#   $PY                    the Python that has the nbd module
+#   requires CMD...        skip (77) unless every CMD is installed
+#   check MSG / ok MSG     say what is being checked / that it held
+#   fail MSG               print MSG and exit 1
+#   start_server NAME ARGS daemonised "loopd serve" on $TMP/NAME.sock with
+#                          --pidfile; sets $pid, $socket and $uri (the
+#                          default export); stderr in $TMP/NAME.log;
+#                          stopped (SIGTERM, bounded wait) at exit
+#   stop_server PID        SIGTERM, then wait (10 s) for it to exit
+#   on_exit CMD...         run CMD at exit, before the servers are stopped
+
+: "${LOOPD:?LOOPD must name the loopd binary}"
+: "${SRCDIR:?SRCDIR must name the source tree}"
+
+# nbdsh is "python3 -m nbd": make python3 the system one, which has the
+# nbd module, even when another python3 comes first in PATH.
+export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
+PY=/usr/bin/python3
+export PYTHONPATH="$SRCDIR/tests/e2e${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
+
+test_name=$(basename "$0" .sh)
+TMP=$(mktemp -d "/tmp/loopd-$test_name.XXXXXX")
+server_pids=()
+stuck_servers=()
+exit_cmds=()
+
+skip() {
+	echo "SKIP: $test_name: $*"
+	exit 77
+}
+
+fail() {
+	echo "FAIL: $test_name: $*" >&2
+	exit 1
+}
+
+check() {
+	echo "check: $*"
+}
+
+ok() {
+	echo "  ok: $*"
+}
+
+requires() {
+	local cmd
+	for cmd in "$@"; do
+		command -v "$cmd" >/dev/null 2>&1 || skip "$cmd is not installed"
+	done
+}
+
+requires_root() {
+	((EUID == 0)) || skip "needs root"
+}
+
+on_exit() {
+	exit_cmds+=("$*")
+}
+
+# Wait (bounded, 10 s) for a process to exit; used by every server stop.
+# A daemon is not our child, so its exit is seen in /proc: gone, or a
+# zombie (state Z) that init has not reaped yet, which counts as exited.
+proc_running() {
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z ]]
+}
+wait_exit() {
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		proc_running "$1" || return 0
+		sleep 0.01 # polling a process we cannot wait(2) for
+	done
+	return 1
+}
+
+stop_server() {
+	local p=$1
+	kill -TERM "$p" 2>/dev/null || return 0
+	if ! wait_exit "$p"; then
+		echo "FAIL: server $p still running 10 s after SIGTERM" >&2
+		stuck_servers+=("$p")
+		kill -KILL "$p" 2>/dev/null || true
+		wait_exit "$p" || true
+	fi
+}
+
+# track_pidfile FILE: set $pid from a server's pidfile and remember it, so
+# that cleanup stops it.  Fails if there is no pid in FILE.
+track_pidfile() {
+	[[ -s $1 ]] || return 1
+	pid=$(<"$1")
+	server_pids+=("$pid")
+}
+
+cleanup() {
+	local rc=$? i f logs
+	set +e
+	for ((i = ${#exit_cmds[@]} - 1; i >= 0; i--)); do
+		eval "${exit_cmds[i]}"
+	done
+	for i in "${server_pids[@]}"; do
+		stop_server "$i"
+	done
+	((${#stuck_servers[@]} == 0)) || ((rc != 0)) || rc=1
+	# A daemon's exit status is lost: find sanitizer reports in its log.
+	shopt -s nullglob
+	logs=("$TMP"/*.log "$TMP"/*.err)
+	if ((rc == 0 && ${#logs[@]} > 0)) &&
+		grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+			"${logs[@]}"; then
+		echo "FAIL: $test_name: sanitizer report in a server log" >&2
+		rc=1
+	fi
+	if ((rc != 0 && rc != 77)); then
+		for f in "$TMP"/*.log; do
+			[[ -f $f ]] || continue
+			echo "--- $f (last 40 lines) ---" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+pid=
+socket=
+uri=
+
+# start_server NAME [SERVE ARGS...]: daemonised loopd on a Unix socket.
+# The launch returns only once the server listens, so no waiting is needed.
+start_server() {
+	local name=$1
+	shift
+	local pidfile="$TMP/$name.pid" sock="$TMP/$name.sock"
+	if ! "$LOOPD" serve --pidfile "$pidfile" -U "$sock" "$@" \
+		</dev/null >"$TMP/$name.out" 2>"$TMP/$name.log"; then
+		track_pidfile "$pidfile" || true
+		fail "loopd serve $* failed to start"
+	fi
+	track_pidfile "$pidfile" || fail "no pid in $pidfile"
+	kill -0 "$pid" 2>/dev/null || fail "server $pid is not running"
+	[[ -S $sock ]] || fail "server $pid returned before listening on $sock"
+	socket=$sock
+	uri="nbd+unix:///?socket=$sock"
+}
+
+# export_uri NAME SOCK: the URI of a named export on a Unix socket.
+export_uri() {
+	echo "nbd+unix:///$1?socket=$2"
+}
+
+# Fill a file with N MiB of random data.
+random_file() {
+	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# test-protocol: every NBD command, byte-exact against a model of the file,
+# with the default O_DIRECT cache and again with --cache buffered.
+set -euo pipefail
+# shellcheck source=tests/e2e/functions.sh
+source "$SRCDIR/tests/e2e/functions.sh"
+
+# O_DIRECT needs a real filesystem: use /var/tmp if /tmp is a tmpfs.
+dir=$TMP
+if [[ $(stat -f -c %T "$TMP") == tmpfs ]]; then
+	dir=$(mktemp -d /var/tmp/loopd-test-protocol.XXXXXX)
+	on_exit "rm -rf '$dir'"
+fi
+fs=$(stat -f -c %T "$dir")
+direct=1
+[[ $fs != tmpfs ]] || direct=0
+
+check "default cache on $fs: O_DIRECT ($direct)"
+start_server direct --size 128M "$dir/direct.img"
+if ((direct)); then
+	grep -q 'O_DIRECT' "$TMP/direct.log" ||
+		fail "server is not using O_DIRECT on $fs: $(cat "$TMP/direct.log")"
+	ok "server uses O_DIRECT"
+fi
+"$PY" "$SRCDIR/tests/e2e/test_protocol.py" "$uri" "$dir/direct.img" "$direct"
+
+check "--cache buffered"
+start_server buffered --cache buffered --size 128M "$dir/buffered.img"
+"$PY" "$SRCDIR/tests/e2e/test_protocol.py" "$uri" "$dir/buffered.img" 0
+
+echo "test-protocol: all checks passed"
