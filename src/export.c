@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -193,6 +195,13 @@ int export_open(const struct export_opts *o, struct export **out, char *err,
 		}
 	}
 	exp->direct = align != 0;
+	{
+		struct statfs sf;
+
+		exp->mem_backed =
+			!exp->direct && fstatfs(fd, &sf) == 0 &&
+			(sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
+	}
 	exp->align = exp->direct ? align : 1;
 	exp->mem_align = exp->direct && mem_align ? mem_align : 1;
 	exp->min_block = exp->align;

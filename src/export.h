@@ -37,6 +37,7 @@ struct export
 	uint64_t size; /* bytes */
 	bool read_only;
 	bool direct; /* fd is O_DIRECT */
+	bool mem_backed; /* on tmpfs/ramfs: no device below (E4) */
 	uint32_t align; /* O_DIRECT offset/length alignment, else 1 */
 	uint32_t mem_align; /* O_DIRECT memory alignment, else 1 */
 	uint32_t min_block, pref_block, max_payload; /* advertised */

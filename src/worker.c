@@ -48,6 +48,8 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -64,6 +66,7 @@
 #define KEEP_BUF_MAX (256 * 1024) /* recycle request buffers up to this */
 #define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
 #define ZERO_CHUNK (1024 * 1024)
+#define INLINE_MAX (128 * 1024) /* E4: larger copies go to io-wq */
 /* A rejected WRITE payload up to this size is skipped; larger: hang up. */
 #define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD)
 
@@ -177,6 +180,7 @@ struct worker {
 	unsigned int idx;
 	pthread_t thread;
 	struct io_uring ring;
+	bool disabled; /* created IORING_SETUP_R_DISABLED */
 	int evfd;
 	uint64_t evbuf;
 	pthread_mutex_t lock; /* protects incoming and stop */
@@ -567,6 +571,42 @@ static int block_status(struct req *r)
 	return 0;
 }
 
+/*
+ * E4: on a memory-backed file a small read or write is a memcpy that
+ * cannot wait for a device, but io_uring would hand every one of them to
+ * an io-wq thread (tmpfs has no RWF_NOWAIT), costing two wake-ups per
+ * request.  Do it here instead.  Returns false if r is not such a request.
+ */
+static bool try_inline_rw(struct worker *w, struct req *r)
+{
+	struct export *exp = r->conn->exp;
+	size_t done = 0, len = r->nr.length;
+	ssize_t n;
+
+	if (!exp->mem_backed || len > INLINE_MAX ||
+	    (r->nr.type != NBD_CMD_READ && r->nr.type != NBD_CMD_WRITE))
+		return false;
+	while (done < len) {
+		struct iovec v = {r->data + done, len - done};
+		off_t off = (off_t)(r->nr.offset + done);
+
+		if (r->nr.type == NBD_CMD_READ)
+			n = preadv2(exp->fd, &v, 1, off, 0);
+		else
+			n = pwritev2(exp->fd, &v, 1, off,
+				     r->s.dsync ? RWF_DSYNC : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			req_complete(w, r, n < 0 ? -errno : -EIO);
+			return true;
+		}
+		done += (size_t)n;
+	}
+	req_complete(w, r, 0);
+	return true;
+}
+
 /* Begin the I/O of a RUN request (after any injected delay). */
 static void start_io_now(struct worker *w, struct req *r)
 {
@@ -574,6 +614,8 @@ static void start_io_now(struct worker *w, struct req *r)
 	uint64_t off = r->nr.offset, len = r->nr.length;
 	int r2;
 
+	if (exp->mem_backed && try_inline_rw(w, r))
+		return;
 	switch (r->nr.type) {
 	case NBD_CMD_READ: {
 		/* E3: an unaligned read reads the aligned range around it. */
@@ -1420,6 +1462,13 @@ static void *worker_main(void *arg)
 	 * CAP_SYS_RESOURCE; without it we carry on.
 	 */
 	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+	/* liburing 2.3 declares io_uring_enable_rings() but does not
+	 * export it: register directly. */
+	if (w->disabled && syscall(__NR_io_uring_register, w->ring.ring_fd,
+				   IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+		log_msg("worker %u: cannot enable its io_uring", w->idx);
+		abort();
+	}
 	arm_evfd(w);
 	for (;;) {
 		struct io_uring_cqe *cqe;
@@ -1465,11 +1514,26 @@ int workers_start(struct server *srv)
 		w->idx = i;
 		w->srv = srv;
 		pthread_mutex_init(&w->lock, NULL);
-		p.flags = IORING_SETUP_CQSIZE;
+		/*
+		 * One issuer per ring, and completions run when the worker
+		 * asks for them (no IPIs to wake it for task work).  The ring
+		 * is created disabled and enabled by its own thread, which
+		 * then becomes its single issuer.  Older kernels: plain ring.
+		 */
+		p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+			  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
 		p.cq_entries = RING_ENTRIES * 8;
 		r = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+		if (r == -EINVAL) {
+			memset(&p, 0, sizeof p);
+			p.flags = IORING_SETUP_CQSIZE;
+			p.cq_entries = RING_ENTRIES * 8;
+			r = io_uring_queue_init_params(RING_ENTRIES, &w->ring,
+						       &p);
+		}
 		if (r < 0)
 			return r;
+		w->disabled = p.flags & IORING_SETUP_R_DISABLED;
 		w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (w->evfd < 0)
 			return -errno;
