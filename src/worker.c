@@ -63,7 +63,12 @@
 #define RXBUF_SIZE (64 * 1024)
 #define MAX_INFLIGHT 256 /* requests per connection before we stop reading */
 #define IOV_BATCH 64 /* iovecs in one sendmsg */
-#define KEEP_BUF_MAX (256 * 1024) /* recycle request buffers up to this */
+/*
+ * Recycled request buffers per connection, in bytes.  Large buffers are
+ * kept too: allocating and freeing 1 MiB per request costs a page fault
+ * per 4 KiB touched (half of the CPU of 1M sequential reads, measured).
+ */
+#define KEEP_BYTES_MAX (64u << 20)
 #define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
 #define ZERO_CHUNK (1024 * 1024)
 #define INLINE_MAX (128 * 1024) /* E4: larger copies go to io-wq */
@@ -168,6 +173,7 @@ struct conn {
 	unsigned int inflight; /* requests allocated, not yet recycled */
 	struct req *free_reqs;
 	unsigned int n_free;
+	size_t free_bytes; /* buffer bytes held by free_reqs */
 };
 
 struct syncop {
@@ -246,6 +252,7 @@ static struct req *req_alloc(struct conn *c)
 	if (r) {
 		c->free_reqs = r->wnext;
 		c->n_free--;
+		c->free_bytes -= r->cap;
 		uint8_t *buf = r->buf;
 		size_t cap = r->cap;
 		uint8_t *blk = r->blk;
@@ -281,7 +288,7 @@ static void req_free(struct req *r)
 
 	free(r->ext);
 	r->ext = NULL;
-	if (r->cap > KEEP_BUF_MAX) {
+	if (c->free_bytes + r->cap > KEEP_BYTES_MAX) {
 		free(r->buf);
 		r->buf = NULL;
 		r->cap = 0;
@@ -290,6 +297,7 @@ static void req_free(struct req *r)
 		r->wnext = c->free_reqs;
 		c->free_reqs = r;
 		c->n_free++;
+		c->free_bytes += r->cap;
 	} else {
 		free(r->buf);
 		free(r->blk);
