@@ -1,44 +1,613 @@
 /* SPDX-License-Identifier: MIT */
-/* TEMPORARY link shim until the recorder lands: overwrite this file. */
+/*
+ * recorder.c: `loopd serve --record TRACE` (recorder.h, and the format in
+ * docs/trace-format.md).
+ *
+ * Rules, cited as K1..K6:
+ *
+ * K1. One order.  Every record is appended under rec->lock, which also
+ *     assigns its seq, so the trace's order is the order in which the
+ *     engine called us.  The engine calls recorder_recv() under the
+ *     export's lock before sched_submit(), recorder_reply() before the
+ *     reply is queued, recorder_sync_*() around each fdatasync: the order
+ *     the crash model needs (w ⊑ f iff REPLY(w) < RECV(f)).
+ *     Lock order: exp->lock, then rec->lock.
+ * K2. Payloads are stored once per content: XXH3-128 + length in a hash
+ *     table give the offset of an earlier DATA record.  All-zero payloads
+ *     are not stored.  Hashing happens before taking the lock.
+ * K3. Records are copied into 1 MiB buffers under rec->lock; full
+ *     buffers are written, in order, by a writer thread, so no write(2)
+ *     happens on the data path (recorder_recv runs under the export's
+ *     lock).  At most TBUF_MAX_QUEUED buffers wait; past that, appends
+ *     wait for the writer (backpressure, never a lost record).  The
+ *     writer starts with the first buffer, after loopd has daemonised (a
+ *     fork keeps no threads).  A killed server leaves a torn tail, which
+ *     the reader detects by checksums and drops.
+ * K4. Recording never changes what the client sees: a failure to write
+ *     the trace is logged once and stops the recording; serving goes on.
+ * K5. The base image is captured before the first request: a reflink
+ *     where possible, else a sparse copy, at TRACE.base; its SHA-256 goes
+ *     into the header.  The export's fd may be O_DIRECT, so the file is
+ *     opened again by path.
+ * K6. The header is written with write(2) at open, unbuffered, so a fork
+ *     (daemonising) cannot write it twice.
+ */
 #include "recorder.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crash/tracefile.h"
+#include "log.h"
+#include "nbd.h"
+#include "trace.h"
+
+#define CTL_LINE_MAX 4096
+#define TBUF_SIZE (1 << 20)
+#define TBUF_MAX_QUEUED 64 /* 64 MiB waiting at most */
+#define TBUF_SPARE 4 /* buffers kept for reuse */
+
+struct tbuf {
+	struct tbuf *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct recorder {
+	pthread_mutex_t lock; /* K1: protects everything below */
+	pthread_cond_t cond; /* the buffer queue changed (K3) */
+	int fd;
+	struct tbuf *cur; /* being filled */
+	struct tbuf *q_head, **q_tail; /* full, for the writer, in order */
+	struct tbuf *spare;
+	unsigned int n_queued, n_spare;
+	bool writing; /* the writer holds a buffer */
+	bool writer_started, closing;
+	pthread_t writer;
+	uint64_t written; /* stream bytes the writer has written */
+	char *path, *ctl_path;
+	struct export *exp;
+	uint64_t pos; /* file offset of the next record */
+	uint64_t seq; /* seq of the last record */
+	uint64_t sync_id;
+	uint64_t t0; /* CLOCK_MONOTONIC ns at open */
+	struct trace_dedupe dd;
+	struct trace_end tot;
+	bool failed; /* K4: recording stopped */
+	int ctl_fd;
+};
+
+static uint64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* K4: the first failure is logged; later ones are silent. */
+static void stop_recording(struct recorder *rec, int err)
+{
+	if (!rec->failed)
+		log_msg("--record %s: %s; recording stopped (serving goes on)",
+			rec->path, strerror(err));
+	rec->failed = true;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* K3: the writer thread. */
+static void *writer_main(void *arg)
+{
+	struct recorder *rec = arg;
+	struct tbuf *b;
+	int r;
+
+	pthread_mutex_lock(&rec->lock);
+	for (;;) {
+		while (!rec->q_head && !rec->closing)
+			pthread_cond_wait(&rec->cond, &rec->lock);
+		if (!rec->q_head)
+			break;
+		b = rec->q_head;
+		rec->q_head = b->next;
+		if (!rec->q_head)
+			rec->q_tail = &rec->q_head;
+		rec->writing = true;
+		pthread_mutex_unlock(&rec->lock);
+		r = rec->failed ? 0 : write_all(rec->fd, b->data, b->len);
+		pthread_mutex_lock(&rec->lock);
+		rec->writing = false;
+		rec->n_queued--;
+		rec->written += b->len;
+		if (r < 0)
+			stop_recording(rec, -r);
+		if (rec->n_spare < TBUF_SPARE) {
+			b->next = rec->spare;
+			rec->spare = b;
+			rec->n_spare++;
+		} else {
+			free(b);
+		}
+		pthread_cond_broadcast(&rec->cond);
+	}
+	pthread_mutex_unlock(&rec->lock);
+	return NULL;
+}
+
+/*
+ * Hand the current buffer to the writer.  Waits while too many are
+ * queued.  Context: rec->lock held (released while waiting).
+ */
+static void queue_cur(struct recorder *rec)
+{
+	struct tbuf *b = rec->cur;
+	int r;
+
+	if (!b || !b->len)
+		return;
+	if (!rec->writer_started) {
+		r = pthread_create(&rec->writer, NULL, writer_main, rec);
+		if (r) {
+			stop_recording(rec, r);
+			return;
+		}
+		rec->writer_started = true;
+	}
+	while (rec->n_queued >= TBUF_MAX_QUEUED && !rec->failed)
+		pthread_cond_wait(&rec->cond, &rec->lock);
+	rec->cur = NULL;
+	b->next = NULL;
+	*rec->q_tail = b;
+	rec->q_tail = &b->next;
+	rec->n_queued++;
+	pthread_cond_broadcast(&rec->cond);
+}
+
+/* Append bytes to the stream.  Context: rec->lock held. */
+static void put(struct recorder *rec, const void *p, size_t len)
+{
+	const uint8_t *s = p;
+
+	while (len && !rec->failed) {
+		struct tbuf *b = rec->cur;
+		size_t n;
+
+		if (!b) {
+			b = rec->spare;
+			if (b) {
+				rec->spare = b->next;
+				rec->n_spare--;
+			} else {
+				b = malloc(sizeof *b + TBUF_SIZE);
+				if (!b) {
+					stop_recording(rec, ENOMEM);
+					return;
+				}
+			}
+			b->len = 0;
+			rec->cur = b;
+		}
+		n = TBUF_SIZE - b->len < len ? TBUF_SIZE - b->len : len;
+		memcpy(b->data + b->len, s, n);
+		b->len += n;
+		s += n;
+		len -= n;
+		if (b->len == TBUF_SIZE)
+			queue_cur(rec);
+	}
+}
+
+/* Wait until everything appended so far is in the file (or failed).
+   Context: rec->lock held (released while waiting). */
+static void drain(struct recorder *rec)
+{
+	uint64_t target = rec->pos;
+
+	queue_cur(rec);
+	while (rec->written < target && !rec->failed && rec->writer_started)
+		pthread_cond_wait(&rec->cond, &rec->lock);
+}
+
+/*
+ * Append one record.  The tail is the DATA payload or MARK label (in r).
+ * Context: rec->lock held.
+ */
+static void append(struct recorder *rec, struct trace_rec *r)
+{
+	static const uint8_t zero[8];
+	uint8_t prefix[TRACE_REC_PREFIX_MAX];
+	size_t n;
+
+	if (rec->failed)
+		return;
+	r->seq = ++rec->seq;
+	r->t_ns = now_ns(CLOCK_MONOTONIC) - rec->t0;
+	n = trace_encode_prefix(prefix, r);
+	put(rec, prefix, n);
+	if (r->type == TRACE_DATA)
+		put(rec, r->data.bytes, r->data.len);
+	else if (r->type == TRACE_MARK)
+		put(rec, r->mark.label, r->mark.len);
+	put(rec, zero, trace_rec_pad(r));
+	rec->pos += r->size;
+	rec->tot.n_records++;
+}
+
+static bool is_write(uint16_t cmd)
+{
+	return cmd == NBD_CMD_WRITE || cmd == NBD_CMD_WRITE_ZEROES ||
+	       cmd == NBD_CMD_TRIM;
+}
+
+void recorder_recv(struct recorder *rec, uint32_t conn,
+		   const struct nbd_request *nr, const void *payload)
+{
+	struct trace_rec r = {.type = TRACE_RECV}, d = {.type = TRACE_DATA};
+	bool has_data = nr->type == NBD_CMD_WRITE && nr->length && payload;
+
+	r.recv.conn = conn;
+	r.recv.cmd = nr->type;
+	r.recv.flags = nr->flags;
+	r.recv.cookie = nr->cookie;
+	r.recv.offset = nr->offset;
+	r.recv.length = nr->length;
+	/* K2: hash outside the lock. */
+	if (has_data) {
+		if (trace_is_zero(payload, nr->length)) {
+			r.recv.data_kind = TRACE_DATA_ZERO;
+			has_data = false;
+		} else {
+			trace_payload_hash(payload, nr->length, d.data.hash);
+			d.data.len = nr->length;
+			d.data.bytes = payload;
+			r.recv.data_kind = TRACE_DATA_REF;
+		}
+	}
+	pthread_mutex_lock(&rec->lock);
+	if (has_data) {
+		r.recv.data_ref =
+			trace_dedupe_find(&rec->dd, d.data.hash, d.data.len);
+		if (!r.recv.data_ref) {
+			r.recv.data_ref = rec->pos;
+			append(rec, &d);
+			rec->tot.data_bytes += d.data.len;
+			if (trace_dedupe_add(&rec->dd, d.data.hash, d.data.len,
+					     r.recv.data_ref) < 0)
+				stop_recording(rec, ENOMEM);
+		}
+	}
+	append(rec, &r);
+	rec->tot.n_recv++;
+	if (is_write(nr->type)) {
+		rec->tot.n_writes++;
+		rec->tot.bytes_written += nr->length;
+		if (nr->flags & NBD_CMD_FLAG_FUA)
+			rec->tot.n_fua++;
+	} else if (nr->type == NBD_CMD_FLUSH) {
+		rec->tot.n_flushes++;
+	}
+	pthread_mutex_unlock(&rec->lock);
+}
+
+void recorder_reply(struct recorder *rec, uint32_t conn,
+		    const struct nbd_request *nr, int status)
+{
+	struct trace_rec r = {.type = TRACE_REPLY};
+
+	r.reply.conn = conn;
+	r.reply.cmd = nr->type;
+	r.reply.cookie = nr->cookie;
+	r.reply.status = status;
+	pthread_mutex_lock(&rec->lock);
+	append(rec, &r);
+	rec->tot.n_reply++;
+	pthread_mutex_unlock(&rec->lock);
+}
+
+void recorder_sync_begin(struct recorder *rec)
+{
+	struct trace_rec r = {.type = TRACE_SYNC_BEGIN};
+
+	pthread_mutex_lock(&rec->lock);
+	r.sync.id = ++rec->sync_id;
+	append(rec, &r);
+	pthread_mutex_unlock(&rec->lock);
+}
+
+void recorder_sync_end(struct recorder *rec, int res)
+{
+	struct trace_rec r = {.type = TRACE_SYNC_END};
+
+	pthread_mutex_lock(&rec->lock);
+	r.sync.id = rec->sync_id;
+	r.sync.res = res;
+	append(rec, &r);
+	pthread_mutex_unlock(&rec->lock);
+}
+
+void recorder_mark(struct recorder *rec, const char *label)
+{
+	struct trace_rec r = {.type = TRACE_MARK};
+	size_t len = strnlen(label, TRACE_MARK_MAX);
+
+	r.mark.label = label;
+	r.mark.len = (uint32_t)len;
+	pthread_mutex_lock(&rec->lock);
+	append(rec, &r);
+	rec->tot.n_marks++;
+	/* A mark is what a harness waits for: make it reach the file. */
+	drain(rec);
+	pthread_mutex_unlock(&rec->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Control socket: TRACE.ctl.                                          */
+
+static int ctl_listen(struct recorder *rec, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(rec->ctl_path) >= sizeof sa.sun_path) {
+		snprintf(err, errlen, "%s: path too long for a Unix socket",
+			 rec->ctl_path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, rec->ctl_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto out_err;
+	unlink(rec->ctl_path); /* a stale socket of an earlier recording */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    chmod(rec->ctl_path, 0600) < 0 || listen(fd, 16) < 0)
+		goto out_close;
+	rec->ctl_fd = fd;
+	return 0;
+
+out_close:
+	close(fd);
+out_err:
+	snprintf(err, errlen, "%s: %s", rec->ctl_path, strerror(errno));
+	return -errno;
+}
+
+int recorder_ctl_fd(struct recorder *rec)
+{
+	return rec->ctl_fd;
+}
+
+/* One client: a label line in, "ok\n" out.  Bounded: 4096 bytes, 1 s. */
+void recorder_ctl_handle(struct recorder *rec)
+{
+	struct timeval tv = {.tv_sec = 1};
+	char line[CTL_LINE_MAX + 1];
+	size_t len = 0;
+	ssize_t n;
+	char *nl;
+	int fd;
+
+	fd = accept4(rec->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	while (len < CTL_LINE_MAX) {
+		n = recv(fd, line + len, CTL_LINE_MAX - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (memchr(line, '\n', len))
+			break;
+	}
+	line[len] = 0;
+	nl = memchr(line, '\n', len);
+	if (!nl) {
+		if (send(fd, "error: expected one line\n", 25, MSG_NOSIGNAL) <
+		    0)
+			log_msg("trace mark: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	*nl = 0;
+	recorder_mark(rec, line);
+	if (send(fd, "ok\n", 3, MSG_NOSIGNAL) < 0)
+		log_msg("trace mark: %s", strerror(errno));
+	close(fd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close.                                                     */
+
+static uint8_t flush_mode_of(enum sched_flush_mode m)
+{
+	switch (m) {
+	case SCHED_FLUSH_SYNC:
+		return TRACE_FLUSH_SYNC;
+	case SCHED_FLUSH_BARRIER:
+		return TRACE_FLUSH_BARRIER;
+	case SCHED_FLUSH_UNSAFE:
+		return TRACE_FLUSH_UNSAFE;
+	}
+	abort();
+}
+
+/* The atomic unit: the advertised minimum block size, but never below
+   512, the smallest sector any NBD client uses (docs/trace-format.md). */
+static uint32_t atomic_unit(uint32_t min_block)
+{
+	uint32_t a = 512;
+
+	while (a < min_block)
+		a *= 2;
+	return a;
+}
 
 int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		  char *err, size_t errlen)
 {
-	(void)path;
-	(void)exp;
-	(void)out;
-	snprintf(err, errlen, "recording is not built yet");
-	return -ENOSYS;
+	struct trace_header h = {0};
+	uint8_t hb[TRACE_HEADER_SIZE];
+	struct recorder *rec;
+	char *base = NULL, real[PATH_MAX];
+	bool reflinked;
+	int r;
+
+	rec = calloc(1, sizeof *rec);
+	if (!rec || asprintf(&base, "%s.base", path) < 0) {
+		free(rec);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&rec->lock, NULL);
+	pthread_cond_init(&rec->cond, NULL);
+	rec->q_tail = &rec->q_head;
+	rec->fd = -1;
+	rec->exp = exp;
+	rec->ctl_fd = -1;
+	rec->path = strdup(path);
+	if (asprintf(&rec->ctl_path, "%s.ctl", path) < 0 || !rec->path) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto out_free;
+	}
+	/* K5 */
+	r = tracefile_copy(exp->path, base, &reflinked);
+	if (r < 0) {
+		snprintf(err, errlen, "capturing the base image %s: %s", base,
+			 strerror(-r));
+		goto out_free;
+	}
+	r = tracefile_sha256(base, h.base_sha256, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", base, strerror(-r));
+		goto out_free;
+	}
+	if (!realpath(base, real) || strlen(real) >= sizeof h.base_path) {
+		snprintf(err, errlen, "%s: path too long for the trace", base);
+		r = -ENAMETOOLONG;
+		goto out_free;
+	}
+	memcpy(h.base_path, real, strlen(real) + 1);
+	h.size = exp->size;
+	h.min_block = exp->min_block;
+	h.atomic = atomic_unit(exp->min_block);
+	h.tflags = exp->tflags;
+	h.flush_mode = flush_mode_of(exp->sched.flush);
+	h.order_mode = exp->sched.order == SCHED_ORDER_RELAXED
+			       ? TRACE_ORDER_RELAXED
+			       : TRACE_ORDER_OVERLAP;
+	h.start_ns = now_ns(CLOCK_REALTIME);
+	snprintf(h.version, sizeof h.version, "loopd %s", LOOPD_VERSION);
+	trace_encode_header(hb, &h);
+
+	rec->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (rec->fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out_free;
+	}
+	/* K6 */
+	r = write_all(rec->fd, hb, sizeof hb);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		goto out_close;
+	}
+	rec->pos = rec->written = TRACE_HEADER_SIZE;
+	r = ctl_listen(rec, err, errlen);
+	if (r < 0)
+		goto out_close;
+	rec->t0 = now_ns(CLOCK_MONOTONIC);
+	log_msg("--record %s: base image %s (%s)", path, h.base_path,
+		reflinked ? "reflink" : "sparse copy");
+	free(base);
+	*out = rec;
+	return 0;
+
+out_close:
+	close(rec->fd);
+out_free:
+	free(base);
+	free(rec->path);
+	free(rec->ctl_path);
+	pthread_cond_destroy(&rec->cond);
+	pthread_mutex_destroy(&rec->lock);
+	free(rec);
+	return r;
 }
-void recorder_recv(struct recorder *rec, uint32_t conn,
-		   const struct nbd_request *nr, const void *payload)
-{
-}
-void recorder_reply(struct recorder *rec, uint32_t conn,
-		    const struct nbd_request *nr, int status)
-{
-}
-void recorder_sync_begin(struct recorder *rec)
-{
-}
-void recorder_sync_end(struct recorder *rec, int res)
-{
-}
-void recorder_mark(struct recorder *rec, const char *label)
-{
-}
-int recorder_ctl_fd(struct recorder *rec)
-{
-	return -1;
-}
-void recorder_ctl_handle(struct recorder *rec)
-{
-}
+
 int recorder_close(struct recorder *rec)
 {
-	return 0;
+	struct trace_rec r = {.type = TRACE_END};
+	int ret = 0, s;
+
+	if (rec->ctl_fd >= 0) {
+		close(rec->ctl_fd);
+		unlink(rec->ctl_path);
+	}
+	pthread_mutex_lock(&rec->lock);
+	r.end = rec->tot;
+	/* n_records counts the records before END. */
+	s = tracefile_sha256(rec->exp->path, r.end.final_sha256,
+			     &r.end.final_size);
+	if (s < 0) {
+		log_msg("--record %s: hashing %s: %s", rec->path,
+			rec->exp->path, strerror(-s));
+		r.end.flags |= TRACE_END_INCOMPLETE;
+	}
+	if (rec->failed)
+		r.end.flags |= TRACE_END_INCOMPLETE;
+	rec->failed = false; /* END is written even after a failure */
+	append(rec, &r);
+	queue_cur(rec);
+	rec->closing = true;
+	pthread_cond_broadcast(&rec->cond);
+	pthread_mutex_unlock(&rec->lock);
+	if (rec->writer_started)
+		pthread_join(rec->writer, NULL);
+	if (rec->cur) /* the writer never started: write what is left */
+		stop_recording(rec, EIO);
+	if (fdatasync(rec->fd) < 0)
+		stop_recording(rec, errno);
+	ret = rec->failed ? -EIO : 0;
+	if (close(rec->fd) < 0 && !ret)
+		ret = -errno;
+	while (rec->spare) {
+		struct tbuf *b = rec->spare;
+
+		rec->spare = b->next;
+		free(b);
+	}
+	free(rec->cur);
+	trace_dedupe_free(&rec->dd);
+	pthread_cond_destroy(&rec->cond);
+	pthread_mutex_destroy(&rec->lock);
+	free(rec->path);
+	free(rec->ctl_path);
+	free(rec);
+	return ret;
 }

@@ -1,0 +1,1184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * states.c: which images a crash may leave, from a recorded trace.
+ *
+ * The model is crash-model.md §2 (docs/crash.md summarises it).  Symbols:
+ * a write w has RecvW(w) = w->recv and ReplyW(w) = w->reply (trace seqs).
+ *
+ * S1. Crash points.  Only completions that raise the guarantee matter
+ *     (crash-point reduction): an OK FLUSH reply, an OK FUA write reply,
+ *     and, on an export without SEND_FLUSH (write-through), every OK write
+ *     reply; plus the end of the trace.  A point's t is the seq of that
+ *     event: the crash happens just before it, so the event's own
+ *     guarantee is not in D(t).  A point whose D and P equal the previous
+ *     point's is dropped.
+ * S2. D(t), per model (crash_durable):
+ *       contract  w OK, ReplyW(w) < t, and FUA(w) or ReplyW(w) < RecvF(f)
+ *                 for a flush f replied OK before t (w ⊑ f).  The union
+ *                 over flushes is "ReplyW(w) < cover", cover = the largest
+ *                 RecvF of those flushes.  Write-through: every OK reply.
+ *       barrier   as contract, but a flush covers every write *received*
+ *                 before it (--flush=barrier drains them first).
+ *       no-flush  nothing (flushes and FUA persist nothing).
+ *       skip1     as contract, but the writes that only the last flush
+ *                 replied before t covers go back to P.
+ *     P(t) = { w : RecvW(w) < t } \ D(t); failed writes are always in P.
+ * S3. hb: a ->hb b iff ReplyW(a) < RecvW(b).  An image is built from D(t)
+ *     plus a chosen S ⊆ P(t).  Per elementary segment (ranges cut at every
+ *     write's boundaries), the provider is the last chosen covering write
+ *     in receive order (a linear extension of hb).  With CRASH_V_SWAP it
+ *     is the earliest *hb-maximal* chosen covering write instead: among
+ *     chosen writes, those with ReplyW > RecvW(last) are not hb-before any
+ *     other chosen write.  Either way the provider is never hb-before a
+ *     chosen (in particular a durable) write covering the segment, so
+ *     every image is in Cand(u, t) for every unit u (unit mode), and
+ *     concurrent overlapping writes land in either order.
+ * S4. TRIM is "old or zero": a state picks zero for all TRIMs, or, with
+ *     CRASH_V_TRIM_OLD, leaves all of them out (old contents).  A pending
+ *     TRIM that is not chosen is "old" as well.  WRITE_ZEROES and WRITEs
+ *     of zeroes are zero writes.
+ * S5. Candidate list of a point, item by item (the item is the state ID):
+ *     0 and 1 random subsets (p = 0.5), 2 all of P, 3 none of P; then, when
+ *     |P| <= E, every (subset, variant) combination in a seeded order, and
+ *     with --tear the torn items; else round robin over prefixes in
+ *     receive order and in completion order, omit-one, keep-one, random
+ *     subsets with p = 0.1, 0.9, 0.5, and torn items.  Every item is a
+ *     pure function of (trace, model, seed, E, tear, point, item).
+ * S6. Tearing (unit mode, --tear): one chosen write keeps a random proper
+ *     subset of its units (unit = the atomic unit A).  The first torn item
+ *     tears the last received multi-unit write ("straddles the crash").
+ * S7. Two states of one point with the same extents (same source per
+ *     byte) are the same image: the extents' key dedupes them.
+ */
+#include "crash/states.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "nbd.h"
+
+#define NONE UINT32_MAX
+
+struct crash_scratch {
+	uint32_t point; /* open point, or CRASH_BASE */
+	uint32_t *pending; /* receive order */
+	uint32_t *by_reply; /* completion order */
+	uint32_t *multi; /* pending writes with >= 2 units */
+	uint32_t n_pending, n_multi;
+	int32_t *pos_of; /* per write: index in pending, or -1 */
+	uint32_t *seg_stamp;
+	uint32_t stamp;
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers.                                                      */
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t x = a ^ (b * 0xff51afd7ed558ccdull) ^ (c * 0xc4ceb9fe1a85ec53);
+
+	splitmix(&x);
+	return splitmix(&x);
+}
+
+/* Uniform in [0, 1). */
+static double unit_rand(uint64_t *x)
+{
+	return (double)(splitmix(x) >> 11) * 0x1.0p-53;
+}
+
+/*
+ * A seeded bijection of [0, m): a bijective mix of the smallest power of
+ * two >= m, with cycle walking.  Used to visit lists in a spread order
+ * that is still complete.
+ */
+static uint64_t bij(uint64_t seed, uint64_t m, uint64_t r)
+{
+	unsigned int b = 1, i;
+	uint64_t mask, x = r;
+
+	if (m <= 1)
+		return 0;
+	while (b < 63 && (1ull << b) < m)
+		b++;
+	mask = (1ull << b) - 1;
+	do {
+		for (i = 0; i < 3; i++) {
+			x = (x + mix3(seed, i, b)) & mask;
+			x = (x * (mix3(seed, i + 7, b) | 1)) & mask;
+			x ^= x >> (b / 2 + 1);
+		}
+	} while (x >= m);
+	return x;
+}
+
+static bool bit_get(const uint64_t *v, uint64_t i)
+{
+	return v[i / 64] >> (i % 64) & 1;
+}
+
+static void bit_set(uint64_t *v, uint64_t i)
+{
+	v[i / 64] |= 1ull << (i % 64);
+}
+
+static void bit_clear(uint64_t *v, uint64_t i)
+{
+	v[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* First index s with a[s] >= x in sorted a[0, n). */
+static uint32_t lower_bound(const uint64_t *a, uint32_t n, uint64_t x)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (a[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+const char *crash_model_name(enum crash_model m)
+{
+	switch (m) {
+	case CRASH_CONTRACT:
+		return "contract";
+	case CRASH_BARRIER:
+		return "barrier";
+	case CRASH_NOFLUSH:
+		return "no-flush";
+	case CRASH_SKIP1:
+		return "skip-one-flush";
+	}
+	return "unknown";
+}
+
+const char *crash_why_name(uint8_t why)
+{
+	switch (why) {
+	case CRASH_AT_FLUSH:
+		return "flush";
+	case CRASH_AT_FUA:
+		return "fua";
+	case CRASH_AT_WRITE:
+		return "write";
+	case CRASH_AT_END:
+		return "end";
+	}
+	return "?";
+}
+
+/* ------------------------------------------------------------------ */
+/* D(t): S2.                                                           */
+
+bool crash_durable(const struct crash_plan *p, uint32_t k, uint32_t wi)
+{
+	const struct crash_write *w = &p->writes[wi];
+	const struct crash_point *pt;
+
+	if (k == CRASH_BASE)
+		return false;
+	pt = &p->points[k];
+	if (wi >= pt->n_recv || w->status != 0 || w->reply >= pt->t)
+		return false;
+	switch (p->opts.model) {
+	case CRASH_NOFLUSH:
+		return false;
+	case CRASH_CONTRACT:
+		if (p->writethrough || w->fua)
+			return true;
+		return w->reply < pt->cover;
+	case CRASH_BARRIER:
+		if (p->writethrough || w->fua)
+			return true;
+		return w->recv < pt->cover;
+	case CRASH_SKIP1:
+		if (p->writethrough || w->fua)
+			return true;
+		return w->reply < pt->cover &&
+		       !(w->reply >= pt->skip_lo && w->reply < pt->skip_hi);
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Building the plan.                                                  */
+
+/* A RECV or REPLY, for matching replies to requests by (conn, cookie). */
+struct match {
+	uint32_t conn;
+	uint64_t cookie, seq;
+	bool reply;
+	int32_t status;
+	int32_t what; /* write index, -2 - flush index, or -1 */
+};
+
+static int cmp_match(const void *a, const void *b)
+{
+	const struct match *x = a, *y = b;
+
+	if (x->conn != y->conn)
+		return x->conn < y->conn ? -1 : 1;
+	if (x->cookie != y->cookie)
+		return x->cookie < y->cookie ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+struct flush {
+	uint64_t recv, reply;
+	int32_t status;
+};
+
+struct event {
+	uint64_t seq;
+	uint8_t why;
+	uint64_t recv_f; /* flush: its RecvF */
+};
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct event *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
+		   struct flush **flushes_out, uint32_t *n_fl, const char **why)
+{
+	struct match *m = NULL;
+	struct flush *fl = NULL;
+	size_t i, nm = 0, nw = 0, nf = 0, nk = 0;
+	int32_t *stack = NULL;
+	size_t sp = 0;
+
+	for (i = 0; i < n; i++) {
+		if (recs[i].type == TRACE_RECV || recs[i].type == TRACE_REPLY)
+			nm++;
+		if (recs[i].type == TRACE_RECV)
+			nw++;
+		if (recs[i].type == TRACE_MARK)
+			nk++;
+	}
+	p->writes = calloc(nw ? nw : 1, sizeof *p->writes);
+	fl = calloc(nw ? nw : 1, sizeof *fl);
+	m = calloc(nm ? nm : 1, sizeof *m);
+	stack = calloc(nm ? nm : 1, sizeof *stack);
+	p->marks = calloc(nk ? nk : 1, sizeof *p->marks);
+	if (!p->writes || !fl || !m || !stack || !p->marks)
+		goto out_nomem;
+	nm = 0;
+	for (i = 0; i < n; i++) {
+		const struct trace_rec *r = &recs[i];
+		struct match *x;
+
+		p->end_seq = r->seq + 1;
+		if (r->type == TRACE_MARK) {
+			struct crash_mark *k = &p->marks[p->n_marks];
+
+			k->seq = r->seq;
+			k->label = strndup(r->mark.label, r->mark.len);
+			if (!k->label)
+				goto out_nomem;
+			p->n_marks++;
+			continue;
+		}
+		if (r->type != TRACE_RECV && r->type != TRACE_REPLY)
+			continue;
+		x = &m[nm++];
+		x->seq = r->seq;
+		x->what = -1;
+		if (r->type == TRACE_REPLY) {
+			x->conn = r->reply.conn;
+			x->cookie = r->reply.cookie;
+			x->reply = true;
+			x->status = r->reply.status;
+			continue;
+		}
+		x->conn = r->recv.conn;
+		x->cookie = r->recv.cookie;
+		switch (r->recv.cmd) {
+		case NBD_CMD_WRITE:
+		case NBD_CMD_WRITE_ZEROES:
+		case NBD_CMD_TRIM: {
+			struct crash_write *w = &p->writes[p->n_writes];
+
+			if (!r->recv.length)
+				break; /* changes nothing */
+			if (r->recv.offset + r->recv.length < r->recv.offset ||
+			    r->recv.offset + r->recv.length > p->hdr.size) {
+				*why = "a write lies beyond the export size";
+				goto out_inval;
+			}
+			w->off = r->recv.offset;
+			w->len = r->recv.length;
+			w->recv = r->seq;
+			w->reply = CRASH_NEVER;
+			w->status = -EINPROGRESS;
+			w->cmd = r->recv.cmd;
+			w->conn = r->recv.conn;
+			w->fua = r->recv.flags & NBD_CMD_FLAG_FUA;
+			if (r->recv.cmd == NBD_CMD_TRIM)
+				w->kind = CRASH_W_TRIM;
+			else if (r->recv.cmd == NBD_CMD_WRITE_ZEROES ||
+				 r->recv.data_kind == TRACE_DATA_ZERO)
+				w->kind = CRASH_W_ZERO;
+			else if (r->recv.data)
+				w->kind = CRASH_W_DATA;
+			else {
+				*why = "a WRITE without its payload";
+				goto out_inval;
+			}
+			w->data = r->recv.data;
+			x->what = (int32_t)p->n_writes++;
+			break;
+		}
+		case NBD_CMD_FLUSH:
+			fl[nf].recv = r->seq;
+			fl[nf].reply = CRASH_NEVER;
+			fl[nf].status = -EINPROGRESS;
+			x->what = -2 - (int32_t)nf++;
+			break;
+		default:
+			break;
+		}
+	}
+	/* Match each REPLY to the latest unmatched RECV of its key. */
+	qsort(m, nm, sizeof *m, cmp_match);
+	for (i = 0; i < nm; i++) {
+		if (i && (m[i].conn != m[i - 1].conn ||
+			  m[i].cookie != m[i - 1].cookie))
+			sp = 0;
+		if (!m[i].reply) {
+			stack[sp++] = (int32_t)i;
+			continue;
+		}
+		if (!sp)
+			continue; /* a reply to nothing: ignore */
+		const struct match *q = &m[stack[--sp]];
+
+		if (q->what >= 0) {
+			p->writes[q->what].reply = m[i].seq;
+			p->writes[q->what].status = m[i].status;
+		} else if (q->what <= -2) {
+			fl[-2 - q->what].reply = m[i].seq;
+			fl[-2 - q->what].status = m[i].status;
+		}
+	}
+	free(m);
+	free(stack);
+	*flushes_out = fl;
+	*n_fl = (uint32_t)nf;
+	return 0;
+
+out_inval:
+	free(m);
+	free(stack);
+	free(fl);
+	return -EINVAL;
+out_nomem:
+	free(m);
+	free(stack);
+	free(fl);
+	return -ENOMEM;
+}
+
+/* Writes that overlap a write in flight when they arrived: S3. */
+static int find_concurrent(struct crash_plan *p, uint32_t *first_b)
+{
+	uint32_t *active, n_active = 0, b, i;
+
+	*first_b = NONE;
+	active = malloc((p->n_writes ? p->n_writes : 1) * sizeof *active);
+	if (!active)
+		return -ENOMEM;
+	for (b = 0; b < p->n_writes; b++) {
+		struct crash_write *wb = &p->writes[b];
+		uint32_t keep = 0;
+
+		for (i = 0; i < n_active; i++) {
+			struct crash_write *wa = &p->writes[active[i]];
+
+			if (wa->reply < wb->recv)
+				continue; /* a ->hb b */
+			active[keep++] = active[i];
+			if (wa->off < wb->off + wb->len &&
+			    wb->off < wa->off + wa->len) {
+				wa->conc = wb->conc = true;
+				p->n_conc_pairs++;
+				if (*first_b == NONE)
+					*first_b = b;
+			}
+		}
+		n_active = keep;
+		active[n_active++] = b;
+	}
+	free(active);
+	return 0;
+}
+
+static int build_segments(struct crash_plan *p)
+{
+	uint64_t *b;
+	uint32_t i, n = 0, s, *fill;
+	size_t total = 0;
+
+	b = malloc((2 * (size_t)p->n_writes + 1) * sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	for (i = 0; i < p->n_writes; i++) {
+		b[n++] = p->writes[i].off;
+		b[n++] = p->writes[i].off + p->writes[i].len;
+	}
+	qsort(b, n, sizeof *b, cmp_u64);
+	for (i = 0, s = 0; i < n; i++)
+		if (!s || b[s - 1] != b[i])
+			b[s++] = b[i];
+	p->bound = b;
+	p->n_seg = s ? s - 1 : 0;
+	p->seg_lo = malloc((p->n_writes ? p->n_writes : 1) * sizeof *p->seg_lo);
+	p->cov_start = calloc(p->n_seg + 2, sizeof *p->cov_start);
+	if (!p->seg_lo || !p->cov_start)
+		return -ENOMEM;
+	for (i = 0; i < p->n_writes; i++) {
+		const struct crash_write *w = &p->writes[i];
+		uint32_t lo = lower_bound(b, s, w->off);
+		uint32_t hi = lower_bound(b, s, w->off + w->len);
+
+		p->seg_lo[i] = lo;
+		total += hi - lo;
+		for (uint32_t x = lo; x < hi; x++)
+			p->cov_start[x + 1]++;
+	}
+	for (i = 0; i < p->n_seg; i++)
+		p->cov_start[i + 1] += p->cov_start[i];
+	p->cov = malloc((total ? total : 1) * sizeof *p->cov);
+	fill = calloc(p->n_seg + 1, sizeof *fill);
+	if (!p->cov || !fill) {
+		free(fill);
+		return -ENOMEM;
+	}
+	/* Writes in receive order: each list ends up sorted. */
+	for (i = 0; i < p->n_writes; i++) {
+		const struct crash_write *w = &p->writes[i];
+
+		for (s = p->seg_lo[i];
+		     s < p->n_seg && p->bound[s] < w->off + w->len; s++)
+			p->cov[p->cov_start[s] + fill[s]++] = i;
+	}
+	free(fill);
+	return 0;
+}
+
+static uint32_t units_of(const struct crash_plan *p,
+			 const struct crash_write *w)
+{
+	uint64_t a = p->opts.unit;
+
+	return (uint32_t)((w->off + w->len - 1) / a - w->off / a + 1);
+}
+
+/* Receive count before seq t (writes are sorted by recv). */
+static uint32_t recv_before(const struct crash_plan *p, uint64_t t)
+{
+	uint32_t lo = 0, hi = p->n_writes;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (p->writes[mid].recv < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+#define N_STRATEGIES 7
+#define N_FIXED 4 /* items 0, 1: random (p = 0.5); 2: all; 3: none */
+
+/* S5: the length of a point's candidate list. */
+static void size_point(struct crash_plan *p, struct crash_point *pt,
+		       uint32_t n_multi)
+{
+	uint64_t n = pt->n_pending, nv = 1, per, ns;
+
+	if (pt->conc)
+		nv *= 2;
+	if (pt->trims)
+		nv *= 2;
+	pt->exhaustive = n <= p->opts.exhaustive;
+	if (pt->exhaustive) {
+		pt->combos = (1ull << n) * nv;
+		pt->items = N_FIXED + pt->combos;
+		if (p->opts.tear)
+			pt->items += n_multi * 2 < 256 ? n_multi * 2 : 256;
+		return;
+	}
+	ns = N_STRATEGIES + (p->opts.tear ? 1 : 0);
+	per = n > 64 ? n : 64;
+	pt->combos = 0;
+	pt->items = N_FIXED + ns * per;
+}
+
+static int build_points(struct crash_plan *p, const struct flush *fl,
+			uint32_t n_fl, uint32_t first_conc)
+{
+	struct event *ev;
+	uint32_t n_ev = 0, i, w, first_trim = NONE;
+	uint64_t cover = 0, skip_lo = 0, skip_hi = 0;
+
+	ev = calloc((size_t)p->n_writes + n_fl + 1, sizeof *ev);
+	p->points = calloc((size_t)p->n_writes + n_fl + 2, sizeof *p->points);
+	if (!ev || !p->points) {
+		free(ev);
+		return -ENOMEM;
+	}
+	for (w = 0; w < p->n_writes; w++) {
+		const struct crash_write *x = &p->writes[w];
+
+		if (x->kind == CRASH_W_TRIM && first_trim == NONE)
+			first_trim = w;
+		if (x->status || x->reply == CRASH_NEVER)
+			continue;
+		if (p->writethrough)
+			ev[n_ev++] =
+				(struct event){x->reply, CRASH_AT_WRITE, 0};
+		else if (x->fua)
+			ev[n_ev++] = (struct event){x->reply, CRASH_AT_FUA, 0};
+	}
+	for (i = 0; i < n_fl; i++)
+		if (!fl[i].status && fl[i].reply != CRASH_NEVER)
+			ev[n_ev++] = (struct event){fl[i].reply, CRASH_AT_FLUSH,
+						    fl[i].recv};
+	qsort(ev, n_ev, sizeof *ev, cmp_event);
+	ev[n_ev++] = (struct event){p->end_seq, CRASH_AT_END, 0};
+
+	for (i = 0; i < n_ev; i++) {
+		struct crash_point *pt = &p->points[p->n_points];
+		uint32_t n_multi = 0, m;
+
+		memset(pt, 0, sizeof *pt);
+		pt->t = ev[i].seq;
+		pt->why = ev[i].why;
+		pt->n_recv = recv_before(p, pt->t);
+		pt->cover = cover;
+		pt->skip_lo = skip_lo;
+		pt->skip_hi = skip_hi;
+		pt->conc = first_conc != NONE && first_conc < pt->n_recv;
+		pt->trims = first_trim != NONE && first_trim < pt->n_recv;
+		pt->mark = -1;
+		for (m = 0; m < p->n_marks && p->marks[m].seq < pt->t; m++)
+			pt->mark = (int32_t)m;
+		for (w = 0; w < pt->n_recv; w++) {
+			if (crash_durable(p, p->n_points, w)) {
+				pt->n_durable++;
+				continue;
+			}
+			pt->n_pending++;
+			if (units_of(p, &p->writes[w]) > 1)
+				n_multi++;
+		}
+		size_point(p, pt, n_multi);
+		/* S1: a point equal to the previous one adds nothing. */
+		if (p->n_points) {
+			const struct crash_point *q = pt - 1;
+
+			/* D only grows, except under SKIP1. */
+			if (q->n_recv == pt->n_recv &&
+			    q->n_durable == pt->n_durable &&
+			    (p->opts.model != CRASH_SKIP1 ||
+			     (q->cover == pt->cover &&
+			      q->skip_lo == pt->skip_lo &&
+			      q->skip_hi == pt->skip_hi)))
+				goto apply;
+		}
+		p->n_points++;
+	apply:
+		if (ev[i].why == CRASH_AT_FLUSH) {
+			/* SKIP1: what this flush alone adds is skipped until
+			   the next flush reply. */
+			if (ev[i].recv_f > cover) {
+				skip_lo = cover;
+				skip_hi = ev[i].recv_f;
+				cover = ev[i].recv_f;
+			} else {
+				skip_lo = skip_hi = 0;
+			}
+		}
+	}
+	free(ev);
+	return 0;
+}
+
+int crash_plan_build(const struct trace_header *h, const struct trace_rec *recs,
+		     size_t n, const struct crash_opts *o,
+		     struct crash_plan **out, const char **why)
+{
+	struct crash_plan *p;
+	struct flush *fl = NULL;
+	uint32_t n_fl = 0, first_conc, i;
+	int r;
+
+	*why = NULL;
+	if (!o->unit || (o->unit & (o->unit - 1))) {
+		*why = "the tearing unit must be a power of two";
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->opts = *o;
+	p->hdr = *h;
+	p->writethrough = !(h->tflags & NBD_FLAG_SEND_FLUSH);
+	r = collect(p, recs, n, &fl, &n_fl, why);
+	if (r < 0)
+		goto out_free;
+	p->n_flushes = n_fl;
+	for (i = 0; i < p->n_writes; i++) {
+		if (p->writes[i].fua)
+			p->n_fua++;
+		if (p->writes[i].status)
+			p->n_failed++;
+	}
+	r = find_concurrent(p, &first_conc);
+	if (!r)
+		r = build_segments(p);
+	if (!r)
+		r = build_points(p, fl, n_fl, first_conc);
+	if (r < 0)
+		goto out_free;
+	free(fl);
+	*out = p;
+	return 0;
+
+out_free:
+	free(fl);
+	crash_plan_free(p);
+	return r;
+}
+
+void crash_plan_free(struct crash_plan *p)
+{
+	uint32_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->n_marks; i++)
+		free((char *)p->marks[i].label);
+	free(p->marks);
+	free(p->writes);
+	free(p->points);
+	free(p->bound);
+	free(p->cov_start);
+	free(p->cov);
+	free(p->seg_lo);
+	free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Points and states.                                                  */
+
+struct crash_scratch *crash_scratch_new(const struct crash_plan *p)
+{
+	struct crash_scratch *s = calloc(1, sizeof *s);
+	size_t nw = p->n_writes ? p->n_writes : 1;
+
+	if (!s)
+		return NULL;
+	s->point = CRASH_BASE;
+	s->pending = malloc(nw * sizeof *s->pending);
+	s->by_reply = malloc(nw * sizeof *s->by_reply);
+	s->multi = malloc(nw * sizeof *s->multi);
+	s->pos_of = malloc(nw * sizeof *s->pos_of);
+	s->seg_stamp = calloc(p->n_seg + 1, sizeof *s->seg_stamp);
+	if (!s->pending || !s->by_reply || !s->multi || !s->pos_of ||
+	    !s->seg_stamp) {
+		crash_scratch_free(s);
+		return NULL;
+	}
+	memset(s->pos_of, 0xff, nw * sizeof *s->pos_of);
+	return s;
+}
+
+void crash_scratch_free(struct crash_scratch *s)
+{
+	if (!s)
+		return;
+	free(s->pending);
+	free(s->by_reply);
+	free(s->multi);
+	free(s->pos_of);
+	free(s->seg_stamp);
+	free(s);
+}
+
+/* qsort_r context: order pending writes by completion. */
+static int cmp_reply(const void *a, const void *b, void *arg)
+{
+	const struct crash_write *w = arg;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	if (w[x].reply != w[y].reply)
+		return w[x].reply < w[y].reply ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+int crash_point_open(const struct crash_plan *p, struct crash_scratch *s,
+		     uint32_t k)
+{
+	const struct crash_point *pt;
+	uint32_t w, i;
+
+	if (k >= p->n_points)
+		return -ENOENT;
+	for (i = 0; i < s->n_pending; i++)
+		s->pos_of[s->pending[i]] = -1;
+	pt = &p->points[k];
+	s->point = k;
+	s->n_pending = s->n_multi = 0;
+	for (w = 0; w < pt->n_recv; w++) {
+		if (crash_durable(p, k, w))
+			continue;
+		s->pos_of[w] = (int32_t)s->n_pending;
+		s->pending[s->n_pending++] = w;
+		if (units_of(p, &p->writes[w]) > 1)
+			s->multi[s->n_multi++] = w;
+	}
+	memcpy(s->by_reply, s->pending, s->n_pending * sizeof *s->pending);
+	qsort_r(s->by_reply, s->n_pending, sizeof *s->by_reply, cmp_reply,
+		p->writes);
+	return 0;
+}
+
+const uint32_t *crash_point_pending(const struct crash_scratch *s, uint32_t *n)
+{
+	*n = s->n_pending;
+	return s->pending;
+}
+
+void crash_state_free(struct crash_state *st)
+{
+	free(st->chosen);
+	free(st->tear);
+	st->chosen = st->tear = NULL;
+}
+
+static void choose_random(struct crash_state *st, uint64_t *rng, double prob)
+{
+	uint32_t i;
+
+	for (i = 0; i < st->n_pending; i++)
+		if (unit_rand(rng) < prob)
+			bit_set(st->chosen, i);
+}
+
+/* S6: tear pending write `w` (a multi-unit one). */
+static int tear_write(const struct crash_plan *p, const struct crash_scratch *s,
+		      struct crash_state *st, uint32_t w, uint64_t *rng)
+{
+	uint32_t u, n, ones = 0;
+
+	st->torn = (uint32_t)s->pos_of[w];
+	bit_set(st->chosen, st->torn);
+	n = st->n_units = units_of(p, &p->writes[w]);
+	st->tear = calloc((n + 63) / 64, sizeof *st->tear);
+	if (!st->tear)
+		return -ENOMEM;
+	for (u = 0; u < n; u++)
+		if (splitmix(rng) & 1) {
+			bit_set(st->tear, u);
+			ones++;
+		}
+	/* A proper, non-empty subset. */
+	u = (uint32_t)(splitmix(rng) % n);
+	if (!ones)
+		bit_set(st->tear, u);
+	else if (ones == n)
+		bit_clear(st->tear, u);
+	return 0;
+}
+
+static uint8_t variants_of(const struct crash_point *pt)
+{
+	return (pt->conc ? CRASH_V_SWAP : 0) |
+	       (pt->trims ? CRASH_V_TRIM_OLD : 0);
+}
+
+/* Combination c (exhaustive lists): subset bits, then the variant. */
+static void choose_combo(const struct crash_point *pt, struct crash_state *st,
+			 uint64_t c)
+{
+	uint32_t n = st->n_pending, i;
+	uint64_t v = c >> n;
+
+	for (i = 0; i < n; i++)
+		if (c >> i & 1)
+			bit_set(st->chosen, i);
+	if (pt->conc && pt->trims)
+		st->variant = (uint8_t)v;
+	else if (pt->conc)
+		st->variant = v ? CRASH_V_SWAP : 0;
+	else if (pt->trims)
+		st->variant = v ? CRASH_V_TRIM_OLD : 0;
+}
+
+int crash_state_get(const struct crash_plan *p, struct crash_scratch *s,
+		    uint64_t item, struct crash_state *st)
+{
+	const struct crash_point *pt = &p->points[s->point];
+	uint64_t seed = mix3(p->opts.seed, s->point, 0x5eed);
+	uint64_t rng = mix3(p->opts.seed, s->point, item), j, r, c;
+	uint32_t n = s->n_pending, i, len, strat;
+	int ret = 0;
+
+	memset(st, 0, sizeof *st);
+	if (item >= pt->items)
+		return -ENOENT;
+	st->point = s->point;
+	st->item = item;
+	st->n_pending = n;
+	st->torn = NONE;
+	st->chosen = calloc(n / 64 + 1, sizeof *st->chosen);
+	if (!st->chosen)
+		return -ENOMEM;
+	if (item < N_FIXED - 2)
+		goto random_half;
+	if (item == N_FIXED - 2) {
+		st->kind = "complete";
+		for (i = 0; i < n; i++)
+			bit_set(st->chosen, i);
+		goto count;
+	}
+	if (item == N_FIXED - 1) {
+		st->kind = "empty";
+		goto count;
+	}
+	j = item - N_FIXED;
+	if (pt->exhaustive) {
+		if (j < pt->combos) {
+			st->kind = "subset";
+			choose_combo(pt, st, bij(seed, pt->combos, j));
+			goto count;
+		}
+		r = j - pt->combos;
+		goto torn;
+	}
+	strat = (uint32_t)(j % (N_STRATEGIES + (p->opts.tear ? 1 : 0)));
+	r = j / (N_STRATEGIES + (p->opts.tear ? 1 : 0));
+	switch (strat) {
+	case 0: /* prefix in receive order */
+	case 3: /* prefix in completion order */
+		if (r >= n - 1)
+			goto random_half;
+		len = 1 + (uint32_t)bij(seed + strat, n - 1, r);
+		st->kind = strat ? "prefix-done" : "prefix-recv";
+		for (i = 0; i < len; i++)
+			bit_set(st->chosen,
+				strat ? (uint32_t)s->pos_of[s->by_reply[i]]
+				      : i);
+		goto count;
+	case 1: /* omit one */
+	case 4: /* keep one */
+		if (r >= n)
+			goto random_half;
+		c = bij(seed + strat, n, r);
+		if (strat == 1) {
+			st->kind = "omit-one";
+			for (i = 0; i < n; i++)
+				if (i != c)
+					bit_set(st->chosen, i);
+		} else {
+			st->kind = "keep-one";
+			bit_set(st->chosen, c);
+		}
+		goto count;
+	case 2:
+		st->kind = "random-0.1";
+		choose_random(st, &rng, 0.1);
+		st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+		goto count;
+	case 5:
+		st->kind = "random-0.9";
+		choose_random(st, &rng, 0.9);
+		st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+		goto count;
+	case 6:
+		goto random_half;
+	default:
+		goto torn;
+	}
+
+torn:
+	if (!s->n_multi)
+		goto random_half;
+	st->kind = "torn";
+	choose_random(st, &rng, 0.5);
+	st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+	/* r == 0: the last received multi-unit write; then spread. */
+	ret = tear_write(p, s, st,
+			 r ? s->multi[bij(seed + 99, s->n_multi, r - 1)]
+			   : s->multi[s->n_multi - 1],
+			 &rng);
+	if (ret < 0) {
+		crash_state_free(st);
+		return ret;
+	}
+	goto count;
+
+random_half:
+	st->kind = "random-0.5";
+	choose_random(st, &rng, 0.5);
+	st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+count:
+	for (i = 0; i < n; i++)
+		st->n_chosen += bit_get(st->chosen, i);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Providers and extents: S3, S4, S7.                                  */
+
+struct sel {
+	const struct crash_plan *p;
+	const struct crash_scratch *s;
+	uint32_t k; /* point, or CRASH_BASE */
+	const struct crash_state *st; /* NULL: D(t) only */
+	uint64_t unit_off; /* offset of the piece, for a torn write */
+};
+
+static bool chosen(const struct sel *x, uint32_t w)
+{
+	const struct crash_write *cw = &x->p->writes[w];
+	const struct crash_state *st = x->st;
+	int32_t pos;
+
+	if (st && (st->variant & CRASH_V_TRIM_OLD) && cw->kind == CRASH_W_TRIM)
+		return false;
+	if (crash_durable(x->p, x->k, w))
+		return true;
+	if (!st)
+		return false;
+	pos = x->s->pos_of[w];
+	if (pos < 0 || !bit_get(st->chosen, (uint32_t)pos))
+		return false;
+	if ((uint32_t)pos == st->torn) {
+		uint64_t a = x->p->opts.unit;
+
+		return bit_get(st->tear, x->unit_off / a - cw->off / a);
+	}
+	return true;
+}
+
+/* The write whose bytes segment seg holds, or NONE for the base. */
+static uint32_t provider(const struct sel *x, uint32_t seg)
+{
+	const struct crash_plan *p = x->p;
+	uint32_t n_recv = x->k == CRASH_BASE ? 0 : p->points[x->k].n_recv;
+	uint32_t e, w, last = NONE;
+
+	for (e = p->cov_start[seg]; e < p->cov_start[seg + 1]; e++) {
+		w = p->cov[e];
+		if (w >= n_recv)
+			break;
+		if (chosen(x, w))
+			last = w;
+	}
+	if (last == NONE || !x->st || !(x->st->variant & CRASH_V_SWAP))
+		return last;
+	for (e = p->cov_start[seg]; e < p->cov_start[seg + 1]; e++) {
+		w = p->cov[e];
+		if (w >= n_recv)
+			break;
+		if (p->writes[w].reply > p->writes[last].recv && chosen(x, w))
+			return w;
+	}
+	return last;
+}
+
+static uint32_t src_of(const struct crash_plan *p, uint32_t w)
+{
+	if (w == NONE)
+		return CRASH_SRC_BASE;
+	if (p->writes[w].kind != CRASH_W_DATA)
+		return CRASH_SRC_ZERO;
+	return w;
+}
+
+static int emit(struct crash_extents *out, uint64_t off, uint64_t len,
+		uint32_t src)
+{
+	if (out->n == out->cap) {
+		size_t cap = out->cap ? out->cap * 2 : 64;
+		struct crash_extent *v = realloc(out->v, cap * sizeof *v);
+
+		if (!v)
+			return -ENOMEM;
+		out->v = v;
+		out->cap = cap;
+	}
+	out->v[out->n++] = (struct crash_extent){off, len, src};
+	return 0;
+}
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const struct crash_extent *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sort, merge neighbours with the same source, and compute the key. */
+static void finish(struct crash_extents *out)
+{
+	size_t i, m = 0;
+
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof *out->v, cmp_extent);
+	for (i = 0; i < out->n; i++) {
+		struct crash_extent *e = &out->v[i];
+
+		if (m && out->v[m - 1].src == e->src &&
+		    out->v[m - 1].off + out->v[m - 1].len == e->off)
+			out->v[m - 1].len += e->len;
+		else
+			out->v[m++] = *e;
+	}
+	out->n = m;
+	out->key = XXH3_64bits(out->v, m * sizeof *out->v);
+}
+
+/* Compare segment seg (or its pieces) under a selection and a reference. */
+static int visit(const struct sel *x, const struct sel *ref, uint32_t seg,
+		 struct crash_extents *out)
+{
+	const struct crash_plan *p = x->p;
+	uint64_t lo = p->bound[seg], hi = p->bound[seg + 1], a, end;
+	const struct crash_write *tw = NULL;
+	uint32_t sx, sr;
+	struct sel piece;
+
+	if (x->st && x->st->torn != NONE) {
+		tw = &p->writes[x->s->pending[x->st->torn]];
+		if (lo < tw->off || lo >= tw->off + tw->len)
+			tw = NULL;
+	}
+	sr = src_of(p, provider(ref, seg));
+	if (!tw) {
+		sx = src_of(p, provider(x, seg));
+		return sx == sr ? 0 : emit(out, lo, hi - lo, sx);
+	}
+	/* S6: a torn write's segment is cut at unit boundaries. */
+	piece = *x;
+	a = p->opts.unit;
+	for (; lo < hi; lo = end) {
+		end = (lo / a + 1) * a;
+		if (end > hi)
+			end = hi;
+		piece.unit_off = lo;
+		sx = src_of(p, provider(&piece, seg));
+		if (sx != sr && emit(out, lo, end - lo, sx) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int visit_write(struct crash_scratch *s, const struct sel *x,
+		       const struct sel *ref, uint32_t w,
+		       struct crash_extents *out)
+{
+	const struct crash_plan *p = x->p;
+	const struct crash_write *cw = &p->writes[w];
+	uint32_t seg;
+
+	for (seg = p->seg_lo[w];
+	     seg < p->n_seg && p->bound[seg] < cw->off + cw->len; seg++) {
+		if (s->seg_stamp[seg] == s->stamp)
+			continue;
+		s->seg_stamp[seg] = s->stamp;
+		if (visit(x, ref, seg, out) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void new_stamp(struct crash_scratch *s, const struct crash_plan *p)
+{
+	if (++s->stamp == 0) {
+		memset(s->seg_stamp, 0, (p->n_seg + 1) * sizeof *s->seg_stamp);
+		s->stamp = 1;
+	}
+}
+
+int crash_state_extents(const struct crash_plan *p, struct crash_scratch *s,
+			const struct crash_state *st, struct crash_extents *out)
+{
+	struct sel x = {p, s, st->point, st, 0}, ref = {p, s, st->point, 0, 0};
+	uint32_t i, n_recv = p->points[st->point].n_recv;
+
+	out->n = 0;
+	new_stamp(s, p);
+	for (i = 0; i < st->n_pending; i++)
+		if (bit_get(st->chosen, i) &&
+		    visit_write(s, &x, &ref, s->pending[i], out) < 0)
+			return -ENOMEM;
+	for (i = 0; st->variant && i < n_recv; i++) {
+		const struct crash_write *w = &p->writes[i];
+
+		if (((st->variant & CRASH_V_SWAP) && w->conc) ||
+		    ((st->variant & CRASH_V_TRIM_OLD) &&
+		     w->kind == CRASH_W_TRIM))
+			if (visit_write(s, &x, &ref, i, out) < 0)
+				return -ENOMEM;
+	}
+	finish(out);
+	return 0;
+}
+
+int crash_durable_diff(const struct crash_plan *p, struct crash_scratch *s,
+		       uint32_t from, uint32_t to, struct crash_extents *out)
+{
+	struct sel x = {p, s, to, 0, 0}, ref = {p, s, from, 0, 0};
+	uint32_t n = 0, w;
+
+	out->n = 0;
+	new_stamp(s, p);
+	if (to != CRASH_BASE)
+		n = p->points[to].n_recv;
+	if (from != CRASH_BASE && p->points[from].n_recv > n)
+		n = p->points[from].n_recv;
+	for (w = 0; w < n; w++)
+		if (crash_durable(p, from, w) != crash_durable(p, to, w) &&
+		    visit_write(s, &x, &ref, w, out) < 0)
+			return -ENOMEM;
+	finish(out);
+	return 0;
+}
+
+void crash_extents_free(struct crash_extents *x)
+{
+	free(x->v);
+	memset(x, 0, sizeof *x);
+}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tracefile.c: load a trace file; copy and hash image files.
+ *
+ * F1. A trace is mapped read-only and decoded once into an array of
+ *     records whose payload pointers point into the mapping, so a payload
+ *     is never copied.  The mapping is of the size at open time: a trace
+ *     that is still being written is read up to that point, and its last
+ *     record may be torn (kept out, reported).
+ * F2. Copies try FICLONE first: on btrfs and XFS the base image and the
+ *     explorer's working images are then free.  Elsewhere only the data
+ *     extents are copied, so a sparse 1 TiB export with 10 MiB of data
+ *     costs 10 MiB.
+ */
+#include "crash/tracefile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Buffers are allocated per call: a large __thread buffer would be
+   carved out of every thread's stack, and loopd's connection threads
+   have small stacks. */
+#define COPY_BUF (1 << 20)
+
+int tracefile_open(const char *path, struct tracefile *tf, char *err,
+		   size_t errlen)
+{
+	struct trace_reader rd;
+	struct stat st;
+	size_t cap = 0;
+	int fd, r;
+
+	memset(tf, 0, sizeof *tf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	tf->len = (size_t)st.st_size;
+	if (tf->len < TRACE_HEADER_SIZE) {
+		close(fd);
+		snprintf(err, errlen, "%s: not a loopd trace (too short)",
+			 path);
+		return -EINVAL;
+	}
+	tf->map = mmap(NULL, tf->len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (tf->map == MAP_FAILED) {
+		tf->map = NULL;
+		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		return -ENOMEM;
+	}
+	r = trace_reader_init(&rd, tf->map, tf->len, &tf->h);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", path,
+			 r == -EPROTONOSUPPORT ? "unsupported trace version"
+			 : r == -EBADMSG       ? "trace header is corrupt"
+					       : "not a loopd trace");
+		tracefile_close(tf);
+		return r;
+	}
+	for (;;) {
+		if (tf->n == cap) {
+			struct trace_rec *v;
+
+			cap = cap ? cap * 2 : 4096;
+			v = realloc(tf->recs, cap * sizeof *v);
+			if (!v) {
+				snprintf(err, errlen, "out of memory");
+				tracefile_close(tf);
+				return -ENOMEM;
+			}
+			tf->recs = v;
+		}
+		r = trace_next(&rd, &tf->recs[tf->n]);
+		if (r <= 0)
+			break;
+		if (tf->recs[tf->n].type == TRACE_END)
+			tf->ended = true;
+		tf->n++;
+	}
+	tf->valid = rd.pos;
+	if (r < 0)
+		tf->why = rd.why;
+	if (tf->ended)
+		tf->end = &tf->recs[tf->n - 1].end;
+	return 0;
+}
+
+void tracefile_close(struct tracefile *tf)
+{
+	if (tf->map)
+		munmap((void *)tf->map, tf->len);
+	free(tf->recs);
+	memset(tf, 0, sizeof *tf);
+}
+
+/* Copy [off, off + len) with copy_file_range, else read/write. */
+static int copy_range(int in, int out, off_t off, off_t len, char *buf)
+{
+	while (len > 0) {
+		off_t o1 = off, o2 = off;
+		ssize_t n = copy_file_range(in, &o1, out, &o2, (size_t)len, 0);
+
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EOPNOTSUPP || errno == EINVAL)) {
+			n = pread(in, buf,
+				  len < (off_t)COPY_BUF ? (size_t)len
+							: COPY_BUF,
+				  off);
+			if (n > 0 && pwrite(out, buf, (size_t)n, off) != n)
+				return errno ? -errno : -EIO;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* the file shrank under us */
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int tracefile_copy(const char *src, const char *dst, bool *reflinked)
+{
+	struct stat st;
+	off_t data, hole = 0;
+	int in, out, r = 0;
+	char *buf = NULL;
+
+	*reflinked = false;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0 || fstat(in, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (ioctl(out, FICLONE, in) == 0) {
+		*reflinked = true;
+		goto out_close;
+	}
+	for (;;) {
+		data = lseek(in, hole, SEEK_DATA);
+		if (data < 0) {
+			if (errno != ENXIO)
+				r = -errno;
+			break;
+		}
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0) {
+			r = -errno;
+			break;
+		}
+		if (!buf && !(buf = malloc(COPY_BUF))) {
+			r = -ENOMEM;
+			break;
+		}
+		r = copy_range(in, out, data, hole - data, buf);
+		if (r < 0)
+			break;
+	}
+	if (!r && ftruncate(out, st.st_size) < 0)
+		r = -errno;
+out_close:
+	if (out >= 0 && close(out) < 0 && !r)
+		r = -errno;
+	close(in);
+	free(buf);
+	return r;
+}
+
+int tracefile_sha256(const char *path, uint8_t out[32], uint64_t *size)
+{
+	gnutls_hash_hd_t h;
+	uint8_t *buf;
+	uint64_t total = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(COPY_BUF);
+	if (!buf || gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+		free(buf);
+		close(fd);
+		return -ENOMEM;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while ((n = read(fd, buf, COPY_BUF)) > 0) {
+		gnutls_hash(h, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	if (n < 0)
+		r = -errno;
+	gnutls_hash_deinit(h, out);
+	free(buf);
+	close(fd);
+	if (size)
+		*size = total;
+	return r;
+}
+
+void tracefile_hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}
