@@ -71,6 +71,10 @@
 #define KEEP_BYTES_MAX (64u << 20)
 #define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
 #define ZERO_CHUNK (1024 * 1024)
+#define SPREAD_AFTER 8 /* E5: in-flight requests before I/O spreads */
+/* E5: smaller requests cost less to copy than to hand over (measured:
+ * spreading 4 KiB requests cut QD32 IOPS by a third on 2 vCPUs). */
+#define SPREAD_MIN (64 * 1024)
 #define INLINE_MAX (128 * 1024) /* E4: larger copies go to io-wq */
 /* A rejected WRITE payload up to this size is skipped; larger: hang up. */
 #define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD)
@@ -120,6 +124,7 @@ struct conn;
 struct req {
 	struct sched_req s; /* must be first */
 	struct conn *conn;
+	struct worker *iow; /* runs its I/O: conn's worker, or another (E5) */
 	struct req *wnext; /* run queue, tx queue or free list */
 	struct nbd_request nr;
 	uint8_t *buf; /* aligned data buffer (payload or read data) */
@@ -171,6 +176,7 @@ struct conn {
 	struct conn *close_next;
 
 	unsigned int inflight; /* requests allocated, not yet recycled */
+	unsigned int spread; /* E5 round-robin */
 	struct req *free_reqs;
 	unsigned int n_free;
 	size_t free_bytes; /* buffer bytes held by free_reqs */
@@ -324,11 +330,17 @@ static void runq_push(struct worker *w, struct req *r)
 	w->runq_tail = r;
 }
 
+/* E5: a request's I/O runs on r->iow; its reply is sent by its owner. */
+static struct worker *event_target(struct req *r)
+{
+	return r->s.action == SCHED_RUN ? r->iow : r->conn->w;
+}
+
 static void send_msg(struct worker *w, struct req *r)
 {
 	struct io_uring_sqe *sqe = get_sqe(w);
 
-	io_uring_prep_msg_ring(sqe, r->conn->w->ring.ring_fd, 0,
+	io_uring_prep_msg_ring(sqe, event_target(r)->ring.ring_fd, 0,
 			       ud_make(r, TAG_MSG), 0);
 	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_MSGSENT));
 	w->pending_ops++;
@@ -349,7 +361,7 @@ static void handle_events(struct worker *w, struct sched_out *o,
 	while ((s = sched_out_pop(o))) {
 		struct req *r = (struct req *)s;
 
-		if (r->conn->w == w)
+		if (event_target(r) == w)
 			runq_push(w, r);
 		else
 			send_msg(w, r);
@@ -363,6 +375,8 @@ static void req_complete(struct worker *w, struct req *r, int res)
 	struct export *exp = r->conn->exp;
 	struct sched_out o;
 
+	if (r->conn->w != w)
+		w->pending_ops--; /* E5: a borrowed request is done here */
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
 	sched_complete(&exp->sched, &r->s, res, &o);
@@ -1033,6 +1047,17 @@ static void dispatch(struct conn *c, struct req *r)
 	struct sched_out o;
 	uint16_t t = r->nr.type;
 
+	r->iow = c->w;
+	/*
+	 * E5: a busy connection is not confined to one core.  Once it has
+	 * SPREAD_AFTER requests in flight, the data I/O of its large requests
+	 * goes round-robin over all workers' rings; replies stay with the
+	 * owner.
+	 */
+	if (n_workers > 1 && c->inflight > SPREAD_AFTER &&
+	    r->nr.length >= SPREAD_MIN &&
+	    (t == NBD_CMD_READ || t == NBD_CMD_WRITE))
+		r->iow = &workers[(c->w->idx + c->spread++) % n_workers];
 	r->s.off = r->nr.offset;
 	r->s.len = r->nr.length;
 	r->s.fua = r->nr.flags & NBD_CMD_FLAG_FUA;
@@ -1430,10 +1455,15 @@ static void drain_runq(struct worker *w)
 		w->runq_head = r->wnext;
 		if (!w->runq_head)
 			w->runq_tail = NULL;
-		if (r->s.action == SCHED_RUN)
+		if (r->s.action == SCHED_RUN) {
+			/* E5: this worker must not exit while it runs I/O for
+			 * another worker's connection. */
+			if (r->conn->w != w)
+				w->pending_ops++;
 			start_io(w, r);
-		else
+		} else {
 			queue_reply(w, r);
+		}
 	}
 }
 
