@@ -8,9 +8,11 @@
  * Ordering guarantees the engine gives the recorder (worker.c):
  *  - recorder_recv() is called before the request is handed to the
  *    scheduler, so before any of its I/O starts;
- *  - recorder_reply() is called before the reply bytes are queued for the
- *    socket, so a reply recorded before a flush's RECV was sent before the
- *    flush was received (the spec's "completed prior to processing");
+ *  - recorder_reply() is called after the request's I/O completed and
+ *    before the reply bytes are queued for the socket.  So a write whose
+ *    REPLY precedes a flush's RECV in the trace had completed before the
+ *    flush was received, and the flush's sync (issued after that) covers
+ *    it: the trace's w ⊑ f never claims more than the server made durable;
  *  - recorder_sync_begin() before an fdatasync is issued, and
  *    recorder_sync_end() when it completed, before any flush it covers is
  *    replied.
