@@ -381,6 +381,37 @@ static int send_info_string(struct hs *hs, uint16_t type, const char *str)
 	return send_reply2(hs, NBD_REP_INFO, t, sizeof t, str, strlen(str));
 }
 
+/*
+ * The export an INFO, GO or meta-context option names.  Returns it, or NULL
+ * after answering the client; *ret then holds the answer's result (0 to go
+ * on negotiating, a negative errno to close).
+ */
+static struct export *find_named_export(struct hs *hs, const char *oname,
+					const char *name, uint32_t namelen,
+					int *ret)
+{
+	struct export *exp;
+	char s[SHOW_MAX + 4];
+
+	if (namelen > NBD_MAX_STRING) {
+		log_msg("client sent %s with a %u-byte export name", oname,
+			namelen);
+		*ret = send_error(hs, NBD_REP_ERR_INVALID,
+				  "export name longer than %d bytes",
+				  NBD_MAX_STRING);
+		return NULL;
+	}
+	exp = server_find_export(hs->srv, name, namelen);
+	if (!exp) {
+		show(name, namelen, s);
+		if (log_verbose)
+			log_msg("client: %s '%s': no such export", oname, s);
+		*ret = send_error(hs, NBD_REP_ERR_UNKNOWN,
+				  "no export named '%s'", s);
+	}
+	return exp;
+}
+
 /* NBD_OPT_INFO and NBD_OPT_GO (H5). */
 static int opt_info_go(struct hs *hs)
 {
@@ -402,21 +433,9 @@ static int opt_info_go(struct hs *hs)
 		return send_error(hs, NBD_REP_ERR_INVALID,
 				  "malformed %s request", oname);
 	}
-	if (namelen > NBD_MAX_STRING) {
-		log_msg("client sent %s with a %u-byte export name", oname,
-			namelen);
-		return send_error(hs, NBD_REP_ERR_INVALID,
-				  "export name longer than %d bytes",
-				  NBD_MAX_STRING);
-	}
-	exp = server_find_export(hs->srv, name, namelen);
-	if (!exp) {
-		show(name, namelen, s);
-		if (log_verbose)
-			log_msg("client: %s '%s': no such export", oname, s);
-		return send_error(hs, NBD_REP_ERR_UNKNOWN,
-				  "no export named '%s'", s);
-	}
+	exp = find_named_export(hs, oname, name, namelen, &ret);
+	if (!exp)
+		return ret;
 
 	/* Unknown info requests MUST be ignored. */
 	for (i = 0; i < n_info; i++) {
@@ -500,7 +519,6 @@ static int opt_meta_context(struct hs *hs)
 	uint8_t buf[4 + sizeof(META_ALLOC_NAME)];
 	struct export *exp;
 	const char *name;
-	char s[SHOW_MAX + 4];
 	uint32_t namelen, n_queries;
 	size_t n;
 	int ret;
@@ -521,21 +539,9 @@ static int opt_meta_context(struct hs *hs)
 		return send_error(hs, NBD_REP_ERR_INVALID,
 				  "malformed %s request", oname);
 	}
-	if (namelen > NBD_MAX_STRING) {
-		log_msg("client sent %s with a %u-byte export name", oname,
-			namelen);
-		return send_error(hs, NBD_REP_ERR_INVALID,
-				  "export name longer than %d bytes",
-				  NBD_MAX_STRING);
-	}
-	exp = server_find_export(hs->srv, name, namelen);
-	if (!exp) {
-		show(name, namelen, s);
-		if (log_verbose)
-			log_msg("client: %s '%s': no such export", oname, s);
-		return send_error(hs, NBD_REP_ERR_UNKNOWN,
-				  "no export named '%s'", s);
-	}
+	exp = find_named_export(hs, oname, name, namelen, &ret);
+	if (!exp)
+		return ret;
 
 	/* LIST with no query MUST list everything; SET with none selects none. */
 	if (!set && n_queries == 0)
