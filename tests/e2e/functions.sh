@@ -18,6 +18,25 @@
 #                          stopped (SIGTERM, bounded wait) at exit
 #   stop_server PID        SIGTERM, then wait (10 s) for it to exit
 #   on_exit CMD...         run CMD at exit, before the servers are stopped
+#
+# The kernel as the client (ext4 on a loop device on an nbdfuse file):
+#   kernel_requires        skip (77) unless root, /dev/fuse, nbdfuse, the
+#                          loop and ext4 tools and a free loop device are
+#                          there
+#   fuse_attach DIR URI    nbdfuse exposes URI as DIR/disk (DIR is made);
+#                          returns once the file is there (bounded, 10 s);
+#                          sets $fuse_dir and $fuse_pid
+#   loop_attach [OPTS...]  a loop device (losetup OPTS) on $fuse_dir/disk;
+#                          sets $loopdev
+#   kernel_attach DIR URI [OPTS...]
+#                          fuse_attach DIR URI, then loop_attach OPTS
+#   $mounted               set it to the mount point after mounting
+#                          $loopdev, empty it after unmounting
+#   loop_detach            unmount $mounted if set, detach $loopdev
+#   kernel_detach          loop_detach, then unmount the FUSE file and wait
+#                          (10 s) for nbdfuse to exit
+# The attach helpers register kernel_detach with on_exit (once); each
+# detach empties its variables, so a test may attach again after it.
 
 : "${LOOPD:?LOOPD must name the loopd binary}"
 : "${SRCDIR:?SRCDIR must name the source tree}"
@@ -164,4 +183,73 @@ export_uri() {
 # Fill a file with N MiB of random data.
 random_file() {
 	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"
+}
+
+# The kernel as the client: see the list at the top.
+fuse_dir=
+fuse_pid=
+loopdev=
+mounted=
+kernel_on_exit=
+
+kernel_requires() {
+	requires_root
+	[[ -c /dev/fuse ]] || skip "no /dev/fuse"
+	requires nbdfuse fusermount3 losetup mkfs.ext4 e2fsck mount umount
+	losetup -f >/dev/null 2>&1 || skip "no free loop device"
+}
+
+# At exit, before the servers are stopped: unmount, detach, unmount FUSE.
+kernel_register() {
+	[[ -z $kernel_on_exit ]] || return 0
+	on_exit kernel_detach
+	kernel_on_exit=1
+}
+
+fuse_attach() {
+	local dir=$1 uri=$2
+	kernel_register
+	mkdir -p "$dir"
+	nbdfuse "$dir/disk" "$uri" &
+	fuse_pid=$!
+	fuse_dir=$dir
+	# Readiness: the FUSE file appears once nbdfuse has connected (bounded).
+	for _ in $(seq 100); do
+		[[ -e $dir/disk ]] && break
+		kill -0 "$fuse_pid" 2>/dev/null || fail "nbdfuse exited"
+		sleep 0.1
+	done
+	[[ -e $dir/disk ]] || fail "nbdfuse did not expose $dir/disk in 10 s"
+}
+
+loop_attach() {
+	kernel_register
+	loopdev=$(losetup -f --show "$@" "$fuse_dir/disk")
+}
+
+kernel_attach() {
+	fuse_attach "$1" "$2"
+	shift 2
+	loop_attach "$@"
+}
+
+loop_detach() {
+	if [[ -n $mounted ]]; then
+		umount "$mounted"
+		mounted=
+	fi
+	if [[ -n $loopdev ]]; then
+		losetup -d "$loopdev"
+		loopdev=
+	fi
+}
+
+kernel_detach() {
+	loop_detach
+	if [[ -n $fuse_pid ]]; then
+		fusermount3 -u "$fuse_dir"
+		wait_exit "$fuse_pid"
+		fuse_pid=
+		fuse_dir=
+	fi
 }

@@ -14,25 +14,7 @@
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
-requires_root
-[[ -c /dev/fuse ]] || skip "no /dev/fuse"
-requires nbdfuse fusermount3 losetup mkfs.ext4 e2fsck mount umount
-losetup -f >/dev/null 2>&1 || skip "no free loop device"
-
-loopdev=
-mounted=
-fuse_pid=
-fuse_dir=
-# At exit, before the servers are stopped: unmount, detach, unmount FUSE.
-kernel_cleanup() {
-	[[ -z $mounted ]] || umount "$mounted"
-	[[ -z $loopdev ]] || losetup -d "$loopdev"
-	if [[ -n $fuse_pid ]]; then
-		fusermount3 -u "$fuse_dir"
-		wait_exit "$fuse_pid"
-	fi
-}
-on_exit kernel_cleanup
+kernel_requires
 
 # record NAME MOUNT_OPTS [SERVE ARGS...]: record the workload into
 # $TMP/NAME.trace (base image $TMP/NAME.trace.base).
@@ -40,19 +22,9 @@ record() {
 	local name=$1 mopts=$2 trace=$TMP/$1.trace d i
 	shift 2
 	start_server "$name" --size 64M --record "$trace" "$@" "$TMP/$name.img"
-	fuse_dir=$TMP/$name.fuse
 	d=$TMP/$name.mnt
-	mkdir "$fuse_dir" "$d"
-	nbdfuse "$fuse_dir/disk" "$uri" &
-	fuse_pid=$!
-	# Readiness: the FUSE file appears once nbdfuse has connected.
-	for _ in $(seq 100); do
-		[[ -e $fuse_dir/disk ]] && break
-		kill -0 "$fuse_pid" 2>/dev/null || fail "nbdfuse exited"
-		sleep 0.1
-	done
-	[[ -e $fuse_dir/disk ]] || fail "nbdfuse did not expose its file"
-	loopdev=$(losetup -f --show "$fuse_dir/disk")
+	mkdir "$d"
+	kernel_attach "$TMP/$name.fuse" "$uri"
 	# A 1 MiB journal: checkpoints happen often, so reordering across
 	# a flush has something to break.
 	mkfs.ext4 -q -F -E nodiscard -J size=1 "$loopdev"
@@ -83,11 +55,7 @@ record() {
 	umount "$d"
 	mounted=
 	"$LOOPD" trace mark "$trace" umount
-	losetup -d "$loopdev"
-	loopdev=
-	fusermount3 -u "$fuse_dir"
-	wait_exit "$fuse_pid"
-	fuse_pid=
+	kernel_detach
 	stop_server "$pid" # writes END
 	"$LOOPD" trace stats "$trace" | grep -E '^(writes|flushes|crash)'
 }

@@ -9,37 +9,14 @@
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
-requires_root
-[[ -c /dev/fuse ]] || skip "no /dev/fuse"
-requires nbdfuse fusermount3 losetup mkfs.ext4 e2fsck mount umount cmp
-losetup -f >/dev/null 2>&1 || skip "no free loop device"
-
-loopdev=
-mounted=
-fuse_pid=
-kernel_cleanup() {
-	[[ -z $mounted ]] || umount "$mounted"
-	[[ -z $loopdev ]] || losetup -d "$loopdev"
-	if [[ -n $fuse_pid ]]; then
-		fusermount3 -u "$TMP/fuse"
-		wait_exit "$fuse_pid"
-	fi
-}
-on_exit kernel_cleanup
+kernel_requires
+requires cmp
 
 trace=$TMP/t.trace
 check "record: mkfs, write and fsync a file, mark, more writes"
 start_server o --size 64M --record "$trace" "$TMP/disk.img"
-mkdir "$TMP/fuse" "$TMP/mnt"
-nbdfuse "$TMP/fuse/disk" "$uri" &
-fuse_pid=$!
-for _ in $(seq 100); do
-	[[ -e $TMP/fuse/disk ]] && break
-	kill -0 "$fuse_pid" 2>/dev/null || fail "nbdfuse exited"
-	sleep 0.1
-done
-[[ -e $TMP/fuse/disk ]] || fail "nbdfuse did not expose its file"
-loopdev=$(losetup -f --show "$TMP/fuse/disk")
+mkdir "$TMP/mnt"
+kernel_attach "$TMP/fuse" "$uri"
 mkfs.ext4 -q -F -E nodiscard "$loopdev"
 mount "$loopdev" "$TMP/mnt"
 mounted=$TMP/mnt
@@ -51,13 +28,7 @@ for i in $(seq 20); do
 	head -c 20000 /dev/urandom >"$TMP/mnt/b$i"
 done
 sync -f "$TMP/mnt"
-umount "$TMP/mnt"
-mounted=
-losetup -d "$loopdev"
-loopdev=
-fusermount3 -u "$TMP/fuse"
-wait_exit "$fuse_pid"
-fuse_pid=
+kernel_detach # umount, losetup -d, fusermount3 -u
 stop_server "$pid"
 ok "recorded"
 

@@ -5,37 +5,11 @@
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
-requires_root
-[[ -c /dev/fuse ]] || skip "no /dev/fuse"
-requires nbdfuse fusermount3 losetup mkfs.ext4 e2fsck mount umount
-losetup -f >/dev/null 2>&1 || skip "no free loop device"
+kernel_requires
 
 start_server main --size 256M "$TMP/disk.img"
-mkdir "$TMP/fuse" "$TMP/mnt"
-
-loopdev=
-mounted=
-fuse_pid=
-# At exit, before the server is stopped: unmount, detach, unmount FUSE.
-kernel_cleanup() {
-	[[ -z $mounted ]] || umount "$TMP/mnt"
-	[[ -z $loopdev ]] || losetup -d "$loopdev"
-	if [[ -n $fuse_pid ]]; then
-		fusermount3 -u "$TMP/fuse"
-		wait_exit "$fuse_pid"
-	fi
-}
-on_exit kernel_cleanup
-
-nbdfuse "$TMP/fuse/disk" "$uri" &
-fuse_pid=$!
-# Readiness: the FUSE file appears once nbdfuse has connected (bounded).
-for _ in $(seq 100); do
-	[[ -e $TMP/fuse/disk ]] && break
-	kill -0 "$fuse_pid" 2>/dev/null || fail "nbdfuse exited"
-	sleep 0.1
-done
-[[ -e $TMP/fuse/disk ]] || fail "nbdfuse did not expose $TMP/fuse/disk in 10 s"
+mkdir "$TMP/mnt"
+fuse_attach "$TMP/fuse" "$uri"
 
 # workload: 200 small files each fsynced, renames, deletes, a big file.
 workload() {
@@ -56,11 +30,11 @@ workload() {
 
 for dio in off on; do
 	check "ext4 on a loop device (direct-io=$dio): fsync workload, e2fsck"
-	loopdev=$(losetup -f --show --direct-io="$dio" "$TMP/fuse/disk")
+	loop_attach --direct-io="$dio"
 	echo "  $loopdev, dio=$(cat "/sys/block/${loopdev#/dev/}/loop/dio")"
 	mkfs.ext4 -q -F "$loopdev"
 	mount "$loopdev" "$TMP/mnt"
-	mounted=1
+	mounted=$TMP/mnt
 	workload "$TMP/mnt"
 	(cd "$TMP/mnt" && find . -type f ! -name '.*' -print0 | sort -z |
 		xargs -0 sha256sum) >"$TMP/sums"
@@ -72,14 +46,13 @@ for dio in off on; do
 		fail "e2fsck found problems: $(cat "$TMP/fsck.log")"
 	ok "e2fsck clean"
 	mount -o ro "$loopdev" "$TMP/mnt"
-	mounted=1
+	mounted=$TMP/mnt
 	(cd "$TMP/mnt" && sha256sum --quiet -c "$TMP/sums") ||
 		fail "file contents changed across umount/mount"
 	umount "$TMP/mnt"
 	mounted=
 	ok "$n files read back after remount"
-	losetup -d "$loopdev"
-	loopdev=
+	loop_detach
 done
 
 echo "test-kernel: all checks passed"
