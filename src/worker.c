@@ -1020,6 +1020,13 @@ static void submit_recv(struct conn *c, void *buf, size_t len, int flags,
 	struct io_uring_sqe *sqe = get_sqe(c->w);
 
 	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
+	/*
+	 * We only ask for a header once the buffer is drained, so the socket
+	 * is usually empty: wait for data first instead of trying a recv
+	 * that fails with EAGAIN and then arming the poll anyway.
+	 */
+	if (!to_payload)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_uring_sqe_set_data64(sqe, ud_make(c, TAG_RECV));
 	c->recv_inflight = true;
 	c->recv_to_payload = to_payload;
