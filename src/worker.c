@@ -422,6 +422,21 @@ static void submit_sync(struct worker *w, struct export *exp)
 		sync_complete(w, exp, err);
 		return;
 	}
+	if (exp->mem_backed && !delay) {
+		/*
+		 * E4: fdatasync of a memory-backed file returns at once (there
+		 * is no device), but io_uring would still hand it to an io-wq
+		 * thread.  Run it here.
+		 */
+		int res;
+
+		free(op);
+		if (unlikely(exp->rec))
+			recorder_sync_begin(exp->rec);
+		res = fdatasync(exp->fd) < 0 ? -errno : 0;
+		sync_complete(w, exp, res);
+		return;
+	}
 	sqe = get_sqe(w);
 	if (unlikely(delay)) {
 		op->delayed = true;
