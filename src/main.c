@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,6 +41,9 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:10809"
 #define MAX_LISTENERS 32
+
+static unsigned int handshake_timeout = 60; /* seconds; 0 = none */
+static mode_t socket_mode = 0600;
 
 struct listener {
 	int fd;
@@ -109,6 +113,14 @@ static void usage_serve(FILE *f)
 		"later ones, R4) or\n"
 		"                          unsafe (no syncs: scratch disks "
 		"only)\n"
+		"      --socket-mode MODE  mode of --unix sockets (default "
+		"0600: "
+		"owner only)\n"
+		"      --max-connections N  refuse connections beyond N "
+		"(default 1024, 0 = no limit)\n"
+		"      --handshake-timeout SECS  drop clients that stall in "
+		"negotiation\n"
+		"                          (default 60, 0 = never)\n"
 		"  -q, --queues N          worker threads, each with its own "
 		"io_uring\n"
 		"                          (default: one per CPU)\n"
@@ -159,6 +171,9 @@ static void add_unix(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
+	/* The socket is created with --socket-mode, with no window in
+	 * which a wider mode is visible. */
+	umask(~socket_mode & 0777);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
 		/* bound */
 	} else if (errno == EADDRINUSE) {
@@ -179,6 +194,9 @@ static void add_unix(const char *path)
 	} else {
 		die("%s: %s", path, strerror(errno));
 	}
+	umask(022);
+	if (chmod(path, socket_mode) < 0)
+		die("%s: chmod: %s", path, strerror(errno));
 	if (listen(fd, SOMAXCONN) < 0)
 		die("%s: listen: %s", path, strerror(errno));
 	l->fd = fd;
@@ -277,10 +295,18 @@ static void *handshake_thread(void *arg)
 	struct hs_result res;
 
 	free(arg);
-	if (handshake_run(a.fd, &srv, &res) == 0)
+	if (handshake_run(a.fd, &srv, &res) == 0) {
+		/* Transmission has no idle limit: clients may sit idle. */
+		struct timeval none = {0};
+
+		setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+		setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
 		workers_add_conn(a.fd, &res, a.tcp);
-	else
+	} else {
+		/* Free the slot first: the client may reconnect on EOF. */
+		atomic_fetch_sub(&srv.n_conns, 1);
 		close(a.fd);
+	}
 	return NULL;
 }
 
@@ -297,9 +323,28 @@ static void accept_one(struct listener *l)
 			log_msg("accept: %s", strerror(errno));
 		return;
 	}
+	if (srv.max_conns &&
+	    atomic_fetch_add(&srv.n_conns, 1) >= srv.max_conns) {
+		atomic_fetch_sub(&srv.n_conns, 1);
+		log_msg("refusing a connection: %u already open "
+			"(--max-connections)",
+			srv.max_conns);
+		close(fd);
+		return;
+	}
+	if (!srv.max_conns)
+		atomic_fetch_add(&srv.n_conns, 1);
+	/* A client that stalls in negotiation is dropped (its thread too). */
+	if (handshake_timeout) {
+		struct timeval tv = {.tv_sec = handshake_timeout};
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
 	a = malloc(sizeof *a);
 	if (!a) {
 		close(fd);
+		atomic_fetch_sub(&srv.n_conns, 1);
 		return;
 	}
 	a->fd = fd;
@@ -313,6 +358,7 @@ static void accept_one(struct listener *l)
 		log_msg("cannot start a connection thread: %s", strerror(r));
 		free(a);
 		close(fd);
+		atomic_fetch_sub(&srv.n_conns, 1);
 	}
 }
 
@@ -375,6 +421,18 @@ static int parse_enum(const char *opt, const char *val,
 	    n > 2 ? names[2] : "");
 }
 
+static unsigned int parse_uint(const char *opt, const char *val,
+			       unsigned long lo, unsigned long hi)
+{
+	char *end;
+	unsigned long v = strtoul(val, &end, 10);
+
+	if (!*val || *end || v < lo || v > hi || *val == '-')
+		die("--%s %s: expected a number from %lu to %lu", opt, val, lo,
+		    hi);
+	return (unsigned int)v;
+}
+
 static void add_export(struct export_opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -416,7 +474,16 @@ static void add_export(struct export_opts *o, const char *arg)
 
 static int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_CACHE = 256, OPT_ORDER, OPT_FLUSH, OPT_INJECT, OPT_RECORD };
+	enum {
+		OPT_CACHE = 256,
+		OPT_ORDER,
+		OPT_FLUSH,
+		OPT_INJECT,
+		OPT_RECORD,
+		OPT_MAXCONN,
+		OPT_HSTIMEOUT,
+		OPT_SOCKMODE,
+	};
 	static const struct option opts[] = {
 		{"size", required_argument, NULL, 's'},
 		{"read-only", no_argument, NULL, 'r'},
@@ -431,6 +498,9 @@ static int cmd_serve(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},
 		{"inject", required_argument, NULL, OPT_INJECT},
 		{"record", required_argument, NULL, OPT_RECORD},
+		{"max-connections", required_argument, NULL, OPT_MAXCONN},
+		{"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
+		{"socket-mode", required_argument, NULL, OPT_SOCKMODE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -450,6 +520,7 @@ static int cmd_serve(int argc, char **argv)
 	int c, sfd, r;
 	long ncpu;
 
+	srv.max_conns = 1024;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	srv.n_queues = ncpu > 0 ? (unsigned int)ncpu : 1;
 	env = getenv("LOOPD_INJECT");
@@ -520,6 +591,25 @@ static int cmd_serve(int argc, char **argv)
 		case OPT_RECORD:
 			record = optarg;
 			break;
+		case OPT_MAXCONN:
+			srv.max_conns = parse_uint("max-connections", optarg, 0,
+						   1000000);
+			break;
+		case OPT_HSTIMEOUT:
+			handshake_timeout = parse_uint("handshake-timeout",
+						       optarg, 0, 86400);
+			break;
+		case OPT_SOCKMODE: {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+
+			if (!*optarg || *end || m > 0777)
+				die("--socket-mode %s: expected an octal mode "
+				    "such as 0600 or 0660",
+				    optarg);
+			socket_mode = (mode_t)m;
+			break;
+		}
 		case 'h':
 			usage_serve(stdout);
 			return 0;

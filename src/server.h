@@ -5,6 +5,7 @@
 #ifndef LOOPD_SERVER_H
 #define LOOPD_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@ struct server {
 	size_t n_exports;
 	bool verbose; /* -v: log each request */
 	unsigned int n_queues; /* worker threads, each with its own ring */
+	unsigned int max_conns; /* --max-connections */
+	atomic_uint n_conns; /* accepted and not yet closed */
 };
 
 /*

@@ -1339,6 +1339,8 @@ static void conn_maybe_close(struct conn *c)
 	}
 	if (log_verbose)
 		log_msg("conn %u: closed", c->id);
+	/* Free the slot first: the client may reconnect on EOF. */
+	atomic_fetch_sub(&w->srv->n_conns, 1);
 	close(c->fd);
 	while (c->free_reqs) {
 		struct req *r = c->free_reqs;
@@ -1361,6 +1363,7 @@ static void conn_start(struct worker *w, struct pending_conn *p)
 		log_msg("out of memory for a new connection");
 		free(c);
 		close(p->fd);
+		atomic_fetch_sub(&w->srv->n_conns, 1);
 		return;
 	}
 	c->w = w;
@@ -1416,10 +1419,12 @@ static void on_evfd(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 	for (; p; p = next) {
 		next = p->next;
-		if (stop)
+		if (stop) {
 			close(p->fd);
-		else
+			atomic_fetch_sub(&w->srv->n_conns, 1);
+		} else {
 			conn_start(w, p);
+		}
 		free(p);
 	}
 	if (stop && !w->stopping) {
@@ -1627,6 +1632,7 @@ void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
 
 	if (!p) {
 		close(fd);
+		atomic_fetch_sub(&workers[0].srv->n_conns, 1);
 		return;
 	}
 	p->fd = fd;
