@@ -62,6 +62,12 @@
 #define RING_ENTRIES 512
 #define RXBUF_SIZE (64 * 1024)
 #define MAX_INFLIGHT 256 /* requests per connection before we stop reading */
+/*
+ * Request bytes per connection before we stop reading.  A client that
+ * stops reading its replies keeps them queued; this bounds what it can
+ * pin (256 requests of 64 MiB would be 16 GiB).  One request may exceed it.
+ */
+#define MAX_INFLIGHT_BYTES ((size_t)256 << 20)
 #define IOV_BATCH 64 /* iovecs in one sendmsg */
 /*
  * Recycled request buffers per connection, in bytes.  Large buffers are
@@ -137,6 +143,7 @@ struct req {
 	bool fast_zero;
 	bool recorded; /* its RECV is in the trace: record its REPLY */
 	uint32_t rx_got; /* payload bytes received */
+	size_t held; /* bytes counted in conn->inflight_bytes */
 	uint8_t hdr[32]; /* reply header */
 	size_t hdr_len;
 	uint8_t *ext; /* BLOCK_STATUS descriptors */
@@ -176,6 +183,7 @@ struct conn {
 	struct conn *close_next;
 
 	unsigned int inflight; /* requests allocated, not yet recycled */
+	size_t inflight_bytes; /* their data buffers */
 	unsigned int spread; /* E5 round-robin */
 	struct req *free_reqs;
 	unsigned int n_free;
@@ -291,6 +299,7 @@ static int req_reserve(struct req *r, size_t len)
 static void req_free(struct req *r)
 {
 	struct conn *c = r->conn;
+	size_t held = r->held; /* r may be freed below */
 
 	free(r->ext);
 	r->ext = NULL;
@@ -310,7 +319,9 @@ static void req_free(struct req *r)
 		free(r);
 	}
 	c->inflight--;
-	if (c->rx_paused && c->inflight < MAX_INFLIGHT / 2) {
+	c->inflight_bytes -= held;
+	if (c->rx_paused && c->inflight < MAX_INFLIGHT / 2 &&
+	    c->inflight_bytes < MAX_INFLIGHT_BYTES / 2) {
 		c->rx_paused = false;
 		rx_process(c);
 	}
@@ -1165,6 +1176,8 @@ static bool on_request(struct conn *c, const struct nbd_request *nr)
 
 		if (req_reserve(r, hi - lo) < 0)
 			goto enomem_req;
+		r->held = hi - lo;
+		c->inflight_bytes += r->held;
 		r->data = r->buf + (nr->offset - lo);
 		if (nr->type == NBD_CMD_WRITE &&
 		    (lo != nr->offset || hi != nr->offset + nr->length)) {
@@ -1234,7 +1247,8 @@ static void rx_process(struct conn *c)
 		}
 		if (c->rx_eof)
 			return;
-		if (c->inflight >= MAX_INFLIGHT) {
+		if (c->inflight >= MAX_INFLIGHT ||
+		    c->inflight_bytes >= MAX_INFLIGHT_BYTES) {
 			c->rx_paused = true;
 			return;
 		}

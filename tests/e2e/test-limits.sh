@@ -72,6 +72,70 @@ ok("after the others left, a client connects and verifies its data")
 h.shutdown()
 PYEOF
 
+check "a client that stops reading replies pins bounded memory, others go on"
+start_server stall --size 64M "$TMP/d.img"
+"$PY" - "$socket" "$uri" "$pid" <<'PYEOF'
+import errno
+import socket
+import struct
+import sys
+
+import nbd
+
+from nbdtest import fail, ok
+
+path, uri, pid = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def hwm_mib():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    fail("no VmHWM")
+
+
+# A raw client: handshake with NBD_OPT_EXPORT_NAME, then 16 MiB READs
+# that it never reads the replies of.  256 requests in flight (the count
+# limit) would be 4 GiB: the byte limit must stop it well before.
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(path)
+if len(s.recv(18)) != 18:
+    fail("no greeting")
+s.sendall(struct.pack(">I", 3))
+s.sendall(struct.pack(">QII", 0x49484156454F5054, 1, 0))
+if len(s.recv(10)) != 10:
+    fail("no EXPORT_NAME reply")
+s.setblocking(False)
+sent = 0
+hdr = b""
+for i in range(1024):  # 16 GiB of reads asked for
+    hdr = struct.pack(">IHHQQI", 0x25609513, 0, 0, i, (i % 4) << 24, 16 << 20)
+    try:
+        if s.send(hdr) != len(hdr):
+            break
+    except BlockingIOError:
+        break
+    sent += 1
+ok(f"the stalled client got {sent} reads of 16 MiB in before the server "
+   "stopped reading it")
+
+# Another client still works while the first one is stalled.
+h = nbd.NBD()
+h.connect_uri(uri)
+pattern = b"\xc3" * 65536
+h.pwrite(pattern, 0)
+if h.pread(65536, 0) != pattern:
+    fail("the other client read back wrong data")
+ok("another client writes and reads back while the first is stalled")
+peak = hwm_mib()
+if peak > 1024:
+    fail(f"server peak RSS {peak} MiB: not bounded")
+ok(f"server peak RSS {peak} MiB with {sent * 16} MiB of reads asked for")
+h.shutdown()
+s.close()
+PYEOF
+
 check "bad limit values are refused with one line"
 for bad in "--max-connections -1" "--handshake-timeout x" "--socket-mode 99"; do
 	# shellcheck disable=SC2086
