@@ -180,6 +180,16 @@ export_uri() {
 	echo "nbd+unix:///$1?socket=$2"
 }
 
+# A directory for backing files that need O_DIRECT (the default cache):
+# $TMP, or a fresh one under /var/tmp when $TMP is a tmpfs.  Sets $dir.
+real_fs_dir() {
+	dir=$TMP
+	if [[ $(stat -f -c %T "$TMP") == tmpfs ]]; then
+		dir=$(mktemp -d "/var/tmp/loopd-$test_name.XXXXXX")
+		on_exit "rm -rf '$dir'"
+	fi
+}
+
 # Fill a file with N MiB of random data.
 random_file() {
 	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"

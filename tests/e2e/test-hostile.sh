@@ -8,13 +8,8 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 
-# O_DIRECT (the default cache) needs a real filesystem: use /var/tmp if
-# /tmp is a tmpfs.
-dir=$TMP
-if [[ $(stat -f -c %T "$TMP") == tmpfs ]]; then
-	dir=$(mktemp -d /var/tmp/loopd-test-hostile.XXXXXX)
-	on_exit "rm -rf '$dir'"
-fi
+# O_DIRECT (the default cache) needs a real filesystem.
+real_fs_dir
 
 check "a server on a Unix socket, 128 MiB export"
 start_server hostile --size 128M "$dir/disk.img"

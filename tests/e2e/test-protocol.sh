@@ -5,12 +5,8 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 
-# O_DIRECT needs a real filesystem: use /var/tmp if /tmp is a tmpfs.
-dir=$TMP
-if [[ $(stat -f -c %T "$TMP") == tmpfs ]]; then
-	dir=$(mktemp -d /var/tmp/loopd-test-protocol.XXXXXX)
-	on_exit "rm -rf '$dir'"
-fi
+# O_DIRECT (the default cache) needs a real filesystem.
+real_fs_dir
 fs=$(stat -f -c %T "$dir")
 direct=1
 [[ $fs != tmpfs ]] || direct=0
