@@ -43,8 +43,17 @@
  *     selection is bound to the export it was made for: entering
  *     transmission on another export drops it.
  *
- * H7. No TLS yet: NBD_OPT_STARTTLS gets ERR_POLICY (NOTLS mode), never
- *     TLS_REQD.  EXTENDED_HEADERS and unknown options get ERR_UNSUP.
+ * H7. TLS (tls.c), in the spec's three modes.  --tls=off (NOTLS):
+ *     STARTTLS gets ERR_POLICY, never TLS_REQD.  --tls=on: STARTTLS is
+ *     accepted, plaintext clients are served too.  --tls=require
+ *     (FORCEDTLS): before STARTTLS every option but STARTTLS and ABORT gets
+ *     ERR_TLS_REQD, and EXPORT_NAME (which cannot carry an error) ends the
+ *     connection.  STARTTLS with data, or a second one, gets ERR_INVALID.
+ *     After its ACK the TLS handshake starts at once; if it fails the
+ *     connection ends.  A successful upgrade forgets everything negotiated
+ *     in plaintext (structured replies, the metadata selection).
+ *
+ * H8. EXTENDED_HEADERS and unknown options get ERR_UNSUP.
  *
  * Logging: each protocol violation by the peer is logged once, on one
  * line; per-option details only with -v (log_verbose).  Client strings are
@@ -65,6 +74,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "tls.h"
 
 /* H3: denial-of-service limits. */
 #define HS_MAX_OPTIONS 256
@@ -86,6 +96,7 @@
 
 struct hs {
 	int fd;
+	struct tls_conn *tls; /* after STARTTLS: all I/O goes through it */
 	struct server *srv;
 	struct hs_result *res;
 
@@ -144,6 +155,21 @@ static int write_full(int fd, const void *buf, size_t len, bool more)
 	return 0;
 }
 
+/* Read or write through TLS once it is on (H7). */
+static int hs_read(struct hs *hs, void *buf, size_t len)
+{
+	if (hs->tls)
+		return tls_conn_read(hs->tls, buf, len);
+	return read_full(hs->fd, buf, len);
+}
+
+static int hs_write(struct hs *hs, const void *buf, size_t len, bool more)
+{
+	if (hs->tls)
+		return tls_conn_write(hs->tls, buf, len);
+	return write_full(hs->fd, buf, len, more);
+}
+
 /* --- Replies --- */
 
 /* Send one option reply whose payload is a followed by b (either empty). */
@@ -156,11 +182,11 @@ static int send_reply2(struct hs *hs, uint32_t type, const void *a, size_t alen,
 
 	n = proto_encode_option_reply(hdr, hs->opt, type,
 				      (uint32_t)(alen + blen));
-	ret = write_full(hs->fd, hdr, n, alen + blen > 0);
+	ret = hs_write(hs, hdr, n, alen + blen > 0);
 	if (ret == 0 && alen > 0)
-		ret = write_full(hs->fd, a, alen, blen > 0);
+		ret = hs_write(hs, a, alen, blen > 0);
 	if (ret == 0 && blen > 0)
-		ret = write_full(hs->fd, b, blen, false);
+		ret = hs_write(hs, b, blen, false);
 	return ret;
 }
 
@@ -297,7 +323,7 @@ static int opt_export_name(struct hs *hs)
 	fill_result(hs, exp);
 	n = proto_encode_export_name_reply(buf, exp->size, hs->res->tflags,
 					   hs->no_zeroes);
-	ret = write_full(hs->fd, buf, n, false);
+	ret = hs_write(hs, buf, n, false);
 	if (ret)
 		return ret;
 	if (log_verbose)
@@ -346,11 +372,33 @@ static int opt_list(struct hs *hs)
 
 static int opt_starttls(struct hs *hs)
 {
-	/* H7: NOTLS mode. */
-	if (log_verbose)
-		log_msg("client asked for TLS; refused (not configured)");
-	return send_error(hs, NBD_REP_ERR_POLICY,
-			  "TLS is not configured on this server");
+	int ret;
+
+	/* H7 */
+	if (!hs->srv->tls) {
+		if (log_verbose)
+			log_msg("client asked for TLS; refused (--tls=off)");
+		return send_error(hs, NBD_REP_ERR_POLICY,
+				  "TLS is not enabled on this server");
+	}
+	if (hs->len != 0) {
+		log_msg("client sent STARTTLS with %u bytes of data", hs->len);
+		return send_error(hs, NBD_REP_ERR_INVALID,
+				  "NBD_OPT_STARTTLS takes no data");
+	}
+	if (hs->tls) {
+		log_msg("client sent STARTTLS twice");
+		return send_error(hs, NBD_REP_ERR_INVALID, "TLS is already on");
+	}
+	ret = send_ack(hs);
+	if (ret)
+		return ret;
+	ret = tls_conn_start(hs->srv->tls, hs->fd, &hs->tls);
+	if (ret)
+		return ret;
+	hs->structured = false;
+	hs->meta_exp = NULL;
+	return OPT_NEXT;
 }
 
 static int opt_structured_reply(struct hs *hs)
@@ -575,6 +623,21 @@ static int opt_unsupported(struct hs *hs)
 
 static int handle_option(struct hs *hs)
 {
+	/* H7: FORCEDTLS. */
+	if (hs->srv->tls_require && !hs->tls && hs->opt != NBD_OPT_STARTTLS &&
+	    hs->opt != NBD_OPT_ABORT) {
+		if (hs->opt == NBD_OPT_EXPORT_NAME) {
+			log_msg("client sent EXPORT_NAME without TLS "
+				"(--tls=require); closing");
+			return -EACCES;
+		}
+		if (log_verbose)
+			log_msg("client sent %s before STARTTLS; TLS_REQD",
+				opt_name(hs->opt));
+		return send_error(
+			hs, NBD_REP_ERR_TLS_REQD,
+			"this server requires TLS (NBD_OPT_STARTTLS)");
+	}
 	switch (hs->opt) {
 	case NBD_OPT_EXPORT_NAME:
 		return opt_export_name(hs);
@@ -635,7 +698,7 @@ static int read_option(struct hs *hs)
 	uint8_t hdr[sizeof(struct nbd_option)];
 	int ret;
 
-	ret = read_full(hs->fd, hdr, sizeof hdr);
+	ret = hs_read(hs, hdr, sizeof hdr);
 	if (ret)
 		return ret;
 	if (proto_decode_option(hdr, &hs->opt, &hs->len) < 0) {
@@ -660,7 +723,7 @@ static int read_option(struct hs *hs)
 	hs->data = malloc(hs->len ? hs->len : 1);
 	if (!hs->data)
 		return -ENOMEM;
-	ret = read_full(hs->fd, hs->data, hs->len);
+	ret = hs_read(hs, hs->data, hs->len);
 	if (ret) {
 		free(hs->data);
 		hs->data = NULL;
@@ -673,20 +736,20 @@ int handshake_run(int fd, struct server *srv, struct hs_result *res)
 	struct hs hs = {.fd = fd, .srv = srv, .res = res};
 	int ret;
 
+	res->tls = NULL;
 	ret = greet(&hs);
-	if (ret)
-		return ret;
-
-	for (;;) {
+	while (ret == 0) {
 		ret = read_option(&hs);
 		if (ret)
-			return ret;
+			break;
 		ret = handle_option(&hs);
 		free(hs.data);
 		hs.data = NULL;
-		if (ret == OPT_DONE)
+		if (ret == OPT_DONE) {
+			res->tls = hs.tls;
 			return 0;
-		if (ret < 0)
-			return ret;
+		}
 	}
+	tls_conn_free(hs.tls);
+	return ret;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "server.h"
+#include "tls.h"
 
 struct hs_result {
 	struct export *exp; /* the export chosen by GO / EXPORT_NAME */
@@ -16,6 +17,7 @@ struct hs_result {
 	bool meta_alloc; /* base:allocation was selected for exp */
 	uint32_t meta_alloc_id; /* its context id */
 	uint16_t tflags; /* transmission flags sent to the client */
+	struct tls_conn *tls; /* non-NULL if the client started TLS */
 };
 
 /*
@@ -24,7 +26,9 @@ struct hs_result {
  * must end: any negative errno means "close it" (-ECONNRESET when the
  * client went away or sent NBD_OPT_ABORT, -EPROTO when it broke a MUST of
  * the protocol, -ENOENT for an unknown NBD_OPT_EXPORT_NAME, -ENOMEM).
- * Never exits the process; logs protocol violations with log_msg().
+ * -EACCES when TLS is required and the client did not start it.  Never
+ * exits the process; logs protocol violations with log_msg().  On success
+ * with res->tls set, the caller owns the TLS session (tls_proxy_start).
  */
 int handshake_run(int fd, struct server *srv, struct hs_result *res);
 

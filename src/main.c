@@ -12,11 +12,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <libgen.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +123,21 @@ static void usage_serve(FILE *f)
 		"      --handshake-timeout SECS  drop clients that stall in "
 		"negotiation\n"
 		"                          (default 60, 0 = never)\n"
+		"      --tls MODE          off (default), on (offer TLS; "
+		"plaintext allowed) or\n"
+		"                          require (refuse clients that do "
+		"not start TLS)\n"
+		"      --tls-certificates DIR  X.509: DIR/server-cert.pem, "
+		"server-key.pem and\n"
+		"                          optional ca-cert.pem, ca-crl.pem\n"
+		"      --tls-verify-peer   require a client certificate "
+		"signed by DIR/ca-cert.pem\n"
+		"      --tls-psk FILE      pre-shared keys, USER:HEXKEY lines "
+		"(see psktool)\n"
+		"      --user USER         switch to USER (and its groups) "
+		"once "
+		"listening\n"
+		"      --group GROUP       switch to GROUP once listening\n"
 		"  -q, --queues N          worker threads, each with its own "
 		"io_uring\n"
 		"                          (default: one per CPU)\n"
@@ -301,6 +318,18 @@ static void *handshake_thread(void *arg)
 
 		setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
 		setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+		if (res.tls) {
+			/* The workers see plaintext; tls.c relays (T4). */
+			int plain = tls_proxy_start(res.tls, a.fd);
+
+			if (plain < 0) {
+				log_msg("TLS relay: %s", strerror(-plain));
+				atomic_fetch_sub(&srv.n_conns, 1);
+				return NULL;
+			}
+			a.fd = plain;
+			a.tcp = false;
+		}
 		workers_add_conn(a.fd, &res, a.tcp);
 	} else {
 		/* Free the slot first: the client may reconnect on EOF. */
@@ -364,6 +393,61 @@ static void accept_one(struct listener *l)
 
 /* ---------------------------------------------------------------- */
 /* Daemonising with a readiness pipe.                                */
+
+/* --- --user / --group --- */
+
+/* Look both up at start, so a typo fails before anything is served. */
+static void lookup_ids(const char *user, const char *group, uid_t *uid,
+		       gid_t *gid, const char **name)
+{
+	if (user) {
+		struct passwd *pw = getpwnam(user);
+
+		if (!pw)
+			die("--user %s: no such user", user);
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+		*name = user;
+	}
+	if (group) {
+		struct group *gr = getgrnam(group);
+
+		if (!gr)
+			die("--group %s: no such group", group);
+		*gid = gr->gr_gid;
+	}
+}
+
+static void check_credentials(const char *user, const char *group)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	const char *name = NULL;
+
+	lookup_ids(user, group, &uid, &gid, &name);
+	if (geteuid() != 0)
+		die("--user/--group: loopd must be started as root to "
+		    "switch to another user");
+}
+
+static void drop_privileges(const char *user, const char *group)
+{
+	uid_t uid = 0;
+	gid_t gid = 0;
+	const char *name = NULL;
+
+	lookup_ids(user, group, &uid, &gid, &name);
+	if ((name ? initgroups(name, gid) : setgroups(0, NULL)) < 0 ||
+	    setresgid(gid, gid, gid) < 0)
+		die("--group: cannot switch to group %u: %s", (unsigned)gid,
+		    strerror(errno));
+	if (user && setresuid(uid, uid, uid) < 0)
+		die("--user %s: cannot switch: %s", user, strerror(errno));
+	if (user && uid != 0 && setuid(0) == 0)
+		die("--user %s: root could be regained; stopping", user);
+	log_msg("running as uid %u, gid %u", (unsigned)geteuid(),
+		(unsigned)getegid());
+}
 
 static int ready_fd = -1;
 
@@ -483,6 +567,12 @@ static int cmd_serve(int argc, char **argv)
 		OPT_MAXCONN,
 		OPT_HSTIMEOUT,
 		OPT_SOCKMODE,
+		OPT_TLS,
+		OPT_TLSCERTS,
+		OPT_TLSVERIFY,
+		OPT_TLSPSK,
+		OPT_USER,
+		OPT_GROUP,
 	};
 	static const struct option opts[] = {
 		{"size", required_argument, NULL, 's'},
@@ -501,12 +591,22 @@ static int cmd_serve(int argc, char **argv)
 		{"max-connections", required_argument, NULL, OPT_MAXCONN},
 		{"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
 		{"socket-mode", required_argument, NULL, OPT_SOCKMODE},
+		{"tls", required_argument, NULL, OPT_TLS},
+		{"tls-certificates", required_argument, NULL, OPT_TLSCERTS},
+		{"tls-verify-peer", no_argument, NULL, OPT_TLSVERIFY},
+		{"tls-psk", required_argument, NULL, OPT_TLSPSK},
+		{"user", required_argument, NULL, OPT_USER},
+		{"group", required_argument, NULL, OPT_GROUP},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char *const cache_names[] = {"direct", "buffered"};
 	static const char *const order_names[] = {"overlap", "relaxed"};
 	static const char *const flush_names[] = {"sync", "barrier", "unsafe"};
+	static const char *const tls_names[] = {"off", "on", "require"};
+	enum tls_mode tls_mode = TLS_OFF;
+	struct tls_config tls_cfg = {0};
+	const char *user = NULL, *group = NULL;
 	const char *unix_paths[MAX_LISTENERS], *tcp_specs[MAX_LISTENERS];
 	unsigned int n_unix = 0, n_tcp = 0, i;
 	struct export_opts eo = {.cache = CACHE_DIRECT,
@@ -610,6 +710,25 @@ static int cmd_serve(int argc, char **argv)
 			socket_mode = (mode_t)m;
 			break;
 		}
+		case OPT_TLS:
+			tls_mode = (enum tls_mode)parse_enum("tls", optarg,
+							     tls_names, 3);
+			break;
+		case OPT_TLSCERTS:
+			tls_cfg.cert_dir = optarg;
+			break;
+		case OPT_TLSVERIFY:
+			tls_cfg.verify_peer = true;
+			break;
+		case OPT_TLSPSK:
+			tls_cfg.psk_file = optarg;
+			break;
+		case OPT_USER:
+			user = optarg;
+			break;
+		case OPT_GROUP:
+			group = optarg;
+			break;
 		case 'h':
 			usage_serve(stdout);
 			return 0;
@@ -625,6 +744,18 @@ static int cmd_serve(int argc, char **argv)
 	}
 	if (optind >= argc)
 		die("serve: no FILE given (try 'loopd serve --help')");
+	if (tls_mode == TLS_OFF &&
+	    (tls_cfg.cert_dir || tls_cfg.psk_file || tls_cfg.verify_peer))
+		die("--tls-certificates, --tls-psk and --tls-verify-peer need "
+		    "--tls=on or --tls=require");
+	if (tls_mode != TLS_OFF) {
+		srv.tls = tls_ctx_new(&tls_cfg, err, sizeof err);
+		if (!srv.tls)
+			die("%s", err);
+		srv.tls_require = tls_mode == TLS_REQUIRE;
+	}
+	if (user || group)
+		check_credentials(user, group);
 	for (i = 0; optind < argc; optind++, i++)
 		add_export(&eo, argv[optind]);
 
@@ -663,16 +794,25 @@ static int cmd_serve(int argc, char **argv)
 			i == 0 ? " (default)" : "");
 	}
 	for (i = 0; i < n_listeners; i++) {
-		if (listeners[i].tcp && i == 0)
+		/* With TLS the hint is the nbds:// form of the same URI. */
+		char hint[sizeof listeners[i].uri + 1];
+
+		snprintf(hint, sizeof hint, "%s%s", srv.tls ? "nbds" : "nbd",
+			 listeners[i].uri + 3);
+		if (i > 0)
+			log_msg("listening on %s", hint);
+		else if (srv.tls)
+			log_msg("listening on %s  (TLS %s; try: nbdinfo "
+				"'%s%stls-certificates=DIR')",
+				hint, srv.tls_require ? "required" : "offered",
+				hint, listeners[i].tcp ? "/?" : "&");
+		else if (listeners[i].tcp)
 			log_msg("listening on %s  (try: qemu-img info %s  or  "
 				"nbdinfo %s)",
-				listeners[i].uri, listeners[i].uri,
-				listeners[i].uri);
-		else if (i == 0)
-			log_msg("listening on %s  (try: nbdinfo '%s')",
-				listeners[i].uri, listeners[i].uri);
+				hint, hint, hint);
 		else
-			log_msg("listening on %s", listeners[i].uri);
+			log_msg("listening on %s  (try: nbdinfo '%s')", hint,
+				hint);
 	}
 
 	if (!foreground)
@@ -697,6 +837,9 @@ static int cmd_serve(int argc, char **argv)
 		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f))
 			die("%s: %s", pidfile, strerror(errno));
 	}
+	/* Everything that needs root is done: sockets, files, workers. */
+	if (user || group)
+		drop_privileges(user, group);
 	signal_ready();
 
 	for (;;) {
@@ -733,6 +876,8 @@ static int cmd_serve(int argc, char **argv)
 			unlink(listeners[i].unix_path);
 	}
 	workers_stop();
+	if (srv.tls)
+		tls_proxy_drain(5);
 	r = 0;
 	for (i = 0; i < srv.n_exports; i++) {
 		int s = export_sync(srv.exports[i]);

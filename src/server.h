@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "export.h"
+#include "tls.h"
 
 struct server {
 	struct export **exports; /* exports[0] is the default export */
@@ -19,6 +20,8 @@ struct server {
 	unsigned int n_queues; /* worker threads, each with its own ring */
 	unsigned int max_conns; /* --max-connections */
 	atomic_uint n_conns; /* accepted and not yet closed */
+	struct tls_ctx *tls; /* NULL: --tls=off */
+	bool tls_require; /* --tls=require */
 };
 
 /*
