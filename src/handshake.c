@@ -74,6 +74,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "sockio.h"
 #include "tls.h"
 
 /* H3: denial-of-service limits. */
@@ -114,60 +115,20 @@ struct hs {
 
 /* --- Socket I/O --- */
 
-/* Read exactly len bytes.  -ECONNRESET on EOF or error. */
-static int read_full(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/*
- * Write exactly len bytes.  more: another write follows at once (lets TCP
- * coalesce a reply header with its payload).  -ECONNRESET on error; no
- * SIGPIPE when the client has gone.
- */
-static int write_full(int fd, const void *buf, size_t len, bool more)
-{
-	const uint8_t *p = buf;
-	int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, flags);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Read or write through TLS once it is on (H7). */
 static int hs_read(struct hs *hs, void *buf, size_t len)
 {
 	if (hs->tls)
 		return tls_conn_read(hs->tls, buf, len);
-	return read_full(hs->fd, buf, len);
+	return sock_read_full(hs->fd, buf, len);
 }
 
 static int hs_write(struct hs *hs, const void *buf, size_t len, bool more)
 {
 	if (hs->tls)
 		return tls_conn_write(hs->tls, buf, len);
-	return write_full(hs->fd, buf, len, more);
+	/* MSG_MORE lets TCP coalesce a reply header with its payload. */
+	return sock_write_full(hs->fd, buf, len, more ? MSG_MORE : 0);
 }
 
 /* --- Replies --- */
@@ -673,10 +634,10 @@ static int greet(struct hs *hs)
 
 	n = proto_encode_greeting(buf,
 				  NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-	ret = write_full(hs->fd, buf, n, false);
+	ret = hs_write(hs, buf, n, false);
 	if (ret)
 		return ret;
-	ret = read_full(hs->fd, buf, 4);
+	ret = hs_read(hs, buf, 4);
 	if (ret)
 		return ret;
 

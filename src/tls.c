@@ -35,6 +35,7 @@
 #include <gnutls/x509.h>
 
 #include "log.h"
+#include "sockio.h"
 #include "tls.h"
 
 struct tls_ctx {
@@ -398,21 +399,6 @@ static void relay_put(struct tls_conn *c)
 	pthread_mutex_unlock(&relay_lock);
 }
 
-static int write_plain(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Client -> worker: decrypt each record and pass it on. */
 static void *relay_in(void *arg)
 {
@@ -427,7 +413,7 @@ static void *relay_in(void *arg)
 		if (n < 0 && log_verbose && n != GNUTLS_E_PREMATURE_TERMINATION)
 			log_msg("TLS: %s: %s", c->peer,
 				gnutls_strerror((int)n));
-		if (n <= 0 || write_plain(c->plain, buf, (size_t)n) < 0)
+		if (n <= 0 || sock_write_full(c->plain, buf, (size_t)n, 0) < 0)
 			break;
 	}
 	free(buf);

@@ -18,6 +18,7 @@
 #                          stopped (SIGTERM, bounded wait) at exit
 #   stop_server PID        SIGTERM, then wait (10 s) for it to exit
 #   on_exit CMD...         run CMD at exit, before the servers are stopped
+#   cli_error RE CMD...    CMD fails with one line on stderr matching RE
 #
 # The kernel as the client (ext4 on a loop device on an nbdfuse file):
 #   kernel_requires        skip (77) unless root, /dev/fuse, nbdfuse, the
@@ -173,6 +174,26 @@ start_server() {
 	[[ -S $sock ]] || fail "server $pid returned before listening on $sock"
 	socket=$sock
 	uri="nbd+unix:///?socket=$sock"
+}
+
+# cli_error WANT-REGEX CMD...: CMD must fail with exactly one line on
+# stderr, matching WANT-REGEX.
+cli_error() {
+	local want=$1
+	shift
+	check "$* fails"
+	if "$@" </dev/null >/dev/null 2>"$TMP/cli.err"; then
+		fail "$* succeeded"
+	fi
+	(($(wc -l <"$TMP/cli.err") == 1)) || {
+		cat "$TMP/cli.err"
+		fail "not a one-line message"
+	}
+	grep -qE "$want" "$TMP/cli.err" || {
+		cat "$TMP/cli.err"
+		fail "message does not match /$want/"
+	}
+	ok "$(cat "$TMP/cli.err")"
 }
 
 # export_uri NAME SOCK: the URI of a named export on a Unix socket.

@@ -61,23 +61,6 @@ grep -q "stopped" "$TMP/u.log" || fail "no clean stop in the log"
 grep -q "fdatasync at exit failed" "$TMP/u.log" && fail "exit sync failed"
 ok "stopped"
 
-cli_error() { # cli_error WANT-REGEX [setpriv ARGS --] ARGS...
-	local want=$1
-	shift
-	check "$* fails"
-	if "$@" </dev/null >/dev/null 2>"$TMP/cli.err"; then
-		fail "$* succeeded"
-	fi
-	(($(wc -l <"$TMP/cli.err") == 1)) || {
-		cat "$TMP/cli.err"
-		fail "not a one-line message"
-	}
-	grep -qE "$want" "$TMP/cli.err" || {
-		cat "$TMP/cli.err"
-		fail "message does not match /$want/"
-	}
-	ok "$(cat "$TMP/cli.err")"
-}
 cli_error "no such user" "$LOOPD" serve -f -U "$TMP/x.sock" \
 	--user no-such-user-here "$TMP/disk.img"
 cli_error "no such group" "$LOOPD" serve -f -U "$TMP/x.sock" \
