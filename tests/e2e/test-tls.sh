@@ -144,6 +144,7 @@ stop_server "$pid"
 # --- 2. --tls=on, client certificates required, and PSK ---
 truncate -s 16M "$TMP/on.img"
 start_server on --tls=on --tls-certificates "$C/srv" --tls-verify-peer \
+	--handshake-timeout 3 \
 	--tls-psk "$C/keys.psk" "$TMP/on.img"
 check "X.509 with a client certificate, and PSK, see each other's writes"
 nbdsh_tls "$(tlsuri "$socket" "tls-certificates=$C/cli")" \
@@ -179,7 +180,9 @@ ok "plaintext and PSK clients served after the refusals"
 check "the raw option replies in on mode"
 $PY "$SRCDIR/tests/e2e/test_tls.py" on "$socket" "$C/ca.pem" \
 	"$C/cli/client-cert.pem" "$C/cli/client-key.pem"
-ok "on mode: STARTTLS resets the negotiated state"
+grep -q "TLS handshake failed: timed out" "$TMP/on.log" ||
+	fail "the stalled TLS handshake was not logged as a timeout"
+ok "on mode: STARTTLS resets the negotiated state; a stalled TLS handshake times out"
 
 check "SIGTERM with a TLS client connected: it is told, exit 0"
 mkfifo "$TMP/ready"

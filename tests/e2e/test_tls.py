@@ -162,5 +162,13 @@ elif mode == "on":
     expect(t, OPT_ABORT, b"", REP_ACK, "ABORT over TLS")
     t.close()
 
+    # The server runs with --handshake-timeout 3: a client that stalls in
+    # the TLS handshake is dropped like one that stalls in the options.
+    s = connect()
+    expect(s, OPT_STARTTLS, b"", REP_ACK, "STARTTLS, then silence")
+    s.settimeout(30)
+    expect_closed(s, "a client stalled in the TLS handshake")
+    s.close()
+
 else:
     fail(f"unknown mode {mode}")
