@@ -42,6 +42,15 @@ def write(h, model, off, tag, flags=0):
     model[off] = (off, CHUNK, tag)
 
 
+def expect_ok(what, fn, *args):
+    try:
+        fn(*args)
+    except nbd.Error as e:
+        fail(f"{what}: failed with {ename(e.errnum)} ({e.string}), "
+             "want success")
+    ok(f"{what} succeeds")
+
+
 def fill(uri, free, model_path):
     h = connect(uri)
     size = h.get_size()
@@ -87,18 +96,17 @@ def fill(uri, free, model_path):
 
     check("a plain write's ENOSPC does not latch the export (R5 applies to "
           "syncs): a flush succeeds, and so does a write to allocated space")
-    h.flush()
-    ok("flush after ENOSPC succeeds")
-    write(h, model, acked[0], "again")
-    ok(f"rewriting the acknowledged range at {acked[0]} succeeds")
+    expect_ok("flush after ENOSPC", h.flush)
+    expect_ok(f"rewriting the acknowledged range at {acked[0]}", write, h,
+              model, acked[0], "again")
     verify(h, model, "after the flush and the rewrite")
 
     check("a second connection reads the data and writes allocated space")
     h2 = connect(uri)
     verify(h2, model, "second connection")
-    write(h2, model, acked[-1], "conn2")
-    h2.flush()
-    ok(f"second connection: rewrite at {acked[-1]} and flush succeed")
+    expect_ok(f"second connection: rewrite at {acked[-1]}", write, h2,
+              model, acked[-1], "conn2")
+    expect_ok("second connection: flush", h2.flush)
 
     check("a FUA write that hits ENOSPC latches the export (R5): later "
           "writes and flushes fail with EIO on every connection")
