@@ -388,10 +388,19 @@ static void req_complete(struct worker *w, struct req *r, int res)
 
 	if (r->conn->w != w)
 		w->pending_ops--; /* E5: a borrowed request is done here */
+	bool latched;
+
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
+	latched = !sched_failed(&exp->sched);
 	sched_complete(&exp->sched, &r->s, res, &o);
+	latched = latched && sched_failed(&exp->sched);
 	pthread_mutex_unlock(&exp->lock);
+	if (unlikely(latched)) /* R5: a FUA write failed; say so once */
+		log_msg("%s: a FUA write failed: %s; the export no longer "
+			"claims durability until restarted (writes and "
+			"flushes get EIO)",
+			exp->path, strerror(-res));
 	handle_events(w, &o, exp);
 }
 
@@ -401,7 +410,8 @@ static void sync_complete(struct worker *w, struct export *exp, int res)
 
 	if (res < 0)
 		log_msg("%s: fdatasync failed: %s; the export no longer "
-			"claims durability until restarted",
+			"claims durability until restarted (writes and "
+			"flushes get EIO)",
 			exp->path, strerror(-res));
 	if (unlikely(exp->rec))
 		recorder_sync_end(exp->rec, res);

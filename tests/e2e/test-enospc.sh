@@ -57,6 +57,8 @@ for cache in direct buffered; do
 		"$TMP/$cache.log" || fail "loopd did not open the file in $cache mode"
 	"$PY" "$SRCDIR/tests/e2e/test_enospc.py" fill "$uri" "$free" \
 		"$TMP/model.json" || fail "--cache=$cache: the client failed"
+	grep -q "a FUA write failed: No space left on device; the export no longer claims durability" \
+		"$TMP/$cache.log" || fail "--cache=$cache: the R5 latch was not logged"
 	stop_server "$pid"
 	pid=
 
