@@ -206,7 +206,21 @@ static int parse_u64(const char *s, uint64_t *v)
 
 	errno = 0;
 	*v = strtoull(s, &end, 10);
-	return errno || end == s || *end || *s == '-' ? -EINVAL : 0;
+	/* Digits only: strtoull takes blanks, signs and wraps "-1". */
+	return errno || *end || *s < '0' || *s > '9' ? -EINVAL : 0;
+}
+
+/* A state ID, "POINT.ITEM". */
+static int parse_state_id(const char *id, uint64_t *point, uint64_t *item)
+{
+	const char *dot = strchr(id, '.');
+	char head[24];
+
+	if (!dot || (size_t)(dot - id) >= sizeof head)
+		return -EINVAL;
+	memcpy(head, id, (size_t)(dot - id));
+	head[dot - id] = 0;
+	return parse_u64(head, point) < 0 ? -EINVAL : parse_u64(dot + 1, item);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1137,16 +1151,15 @@ static int materialise(struct ctx *c)
 	struct crash_scratch *s = crash_scratch_new(c->plan);
 	struct crash_extents d = {0}, x = {0};
 	struct crash_state st = {0};
-	unsigned long long item;
+	uint64_t point, item;
 	unsigned int k;
 	bool reflinked;
-	char tail;
 	int fd = -1, r;
 
 	if (!s)
 		return 2;
-	if (sscanf(c->o.state_id, "%u.%llu%c", &k, &item, &tail) != 2 ||
-	    k >= c->plan->n_points) {
+	if (parse_state_id(c->o.state_id, &point, &item) < 0 ||
+	    point >= c->plan->n_points) {
 		fprintf(stderr,
 			"loopd: --state %s: expected POINT.ITEM with "
 			"POINT < %u\n",
@@ -1154,6 +1167,7 @@ static int materialise(struct ctx *c)
 		r = 2;
 		goto out;
 	}
+	k = (unsigned int)point;
 	crash_point_open(c->plan, s, k);
 	if (crash_state_get(c->plan, s, item, &st) < 0) {
 		fprintf(stderr,
