@@ -40,6 +40,7 @@
  *     It depends on the trace, model, seed, E and --tear only, so
  *     `--state K.I --out IMG` rebuilds it under the same options.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -788,6 +789,8 @@ static void allocate(struct ctx *c, const bool *sel)
 			if (sel[k])
 				wsum += p->points[k].n_pending + 1ull;
 		for (got = 0; got < b; got++) {
+			/* b < n_sel: a selected point is left in the urn. */
+			assert(wsum > 0);
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
 			r = (x >> 11) % wsum;
 			for (k = 0, acc = 0; k < p->n_points; k++) {
