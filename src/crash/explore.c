@@ -68,8 +68,6 @@
 #include "recorder.h"
 #include "trace.h"
 
-extern char **environ;
-
 #define QUEUE_CAP 64
 #define CHUNK (64 * 1024)
 #define DETAIL_MAX 400
