@@ -792,7 +792,8 @@ static void on_io_cqe(struct worker *w, struct req *r, int res)
 		return;
 	}
 	if (r->step == ST_FALLOC) {
-		if (res == -EOPNOTSUPP || res == -ENOTSUP || res == -ENODEV) {
+		/* EOPNOTSUPP is also ENOTSUP on Linux. */
+		if (res == -EOPNOTSUPP || res == -ENODEV) {
 			/*
 			 * This filesystem cannot do it: turn the capability
 			 * off (it never comes back) and take the fallback.
@@ -1290,7 +1291,6 @@ static void on_recv_cqe(struct conn *c, int res)
 {
 	c->recv_inflight = false;
 	if (res == -EAGAIN || res == -EINTR) {
-		res = 0;
 		goto again;
 	}
 	if (res <= 0) {
