@@ -466,7 +466,7 @@ static void add_export(struct export_opts *o, const char *arg)
 	if (r < 0)
 		die("%s", err);
 	free(copy);
-	srv.exports =
+	srv.exports = /* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
 	if (!srv.exports)
 		die("out of memory");
