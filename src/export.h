@@ -59,10 +59,10 @@ struct export
 /*
  * Open, create or grow, lock and probe the backing file.  On failure
  * returns a negative errno and writes a one-line reason (without the
- * "loopd: " prefix) into err[errlen].  On success prints nothing; the
- * caller may print exp->direct etc.
+ * "loopd: " prefix) into err[errlen].  On success sets *out and prints
+ * nothing; the caller may print (*out)->direct etc.
  */
-int export_open(const struct export_opts *o, struct export **exp, char *err,
+int export_open(const struct export_opts *o, struct export **out, char *err,
 		size_t errlen);
 
 /* fdatasync the file (used at shutdown). Returns 0 or -errno. */

@@ -276,13 +276,14 @@ static void add_tcp(const char *spec)
 			close(fd);
 			continue;
 		}
-		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p,
-			    sizeof p, NI_NUMERICHOST | NI_NUMERICSERV);
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+		    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p,
+				sizeof p, NI_NUMERICHOST | NI_NUMERICSERV))
+			die("--listen %s: cannot read the bound address", spec);
 		l = &listeners[n_listeners++];
 		l->fd = fd;
 		l->tcp = true;
-		if (ss.ss_family == AF_INET6)
+		if (a->ai_family == AF_INET6)
 			snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
 		else
 			snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
@@ -549,7 +550,7 @@ static void add_export(struct export_opts *o, const char *arg)
 	if (r < 0)
 		die("%s", err);
 	free(copy);
-	srv.exports =
+	srv.exports = /* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
 	if (!srv.exports)
 		die("out of memory");

@@ -58,6 +58,7 @@
 #include "proto.h"
 #include "recorder.h"
 #include "sched.h"
+#include "tsan.h"
 
 #define RING_ENTRIES 512
 #define RXBUF_SIZE (64 * 1024)
@@ -355,6 +356,7 @@ static void send_msg(struct worker *w, struct req *r)
 			       ud_make(r, TAG_MSG), 0);
 	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_MSGSENT));
 	w->pending_ops++;
+	tsan_release(r); /* r is the target's now: see tsan.h */
 }
 
 static void submit_sync(struct worker *w, struct export *exp);
@@ -800,7 +802,8 @@ static void on_io_cqe(struct worker *w, struct req *r, int res)
 		return;
 	}
 	if (r->step == ST_FALLOC) {
-		if (res == -EOPNOTSUPP || res == -ENOTSUP || res == -ENODEV) {
+		/* EOPNOTSUPP is also ENOTSUP on Linux. */
+		if (res == -EOPNOTSUPP || res == -ENODEV) {
 			/*
 			 * This filesystem cannot do it: turn the capability
 			 * off (it never comes back) and take the fallback.
@@ -1298,7 +1301,6 @@ static void on_recv_cqe(struct conn *c, int res)
 {
 	c->recv_inflight = false;
 	if (res == -EAGAIN || res == -EINTR) {
-		res = 0;
 		goto again;
 	}
 	if (res <= 0) {
@@ -1482,6 +1484,7 @@ static void on_cqe(struct worker *w, struct io_uring_cqe *cqe)
 		on_sync_cqe(w, p, res);
 		break;
 	case TAG_MSG:
+		tsan_acquire(p);
 		runq_push(w, p);
 		break;
 	case TAG_EVFD:

@@ -1039,7 +1039,7 @@ static int emit(struct crash_extents *out, uint64_t off, uint64_t len,
 		out->v = v;
 		out->cap = cap;
 	}
-	out->v[out->n++] = (struct crash_extent){off, len, src};
+	out->v[out->n++] = (struct crash_extent){off, len, src, 0};
 	return 0;
 }
 
@@ -1049,6 +1049,9 @@ static int cmp_extent(const void *a, const void *b)
 
 	return x->off < y->off ? -1 : x->off > y->off;
 }
+
+_Static_assert(sizeof(struct crash_extent) == 24,
+	       "the key hashes struct crash_extent: it must have no padding");
 
 /* Sort, merge neighbours with the same source, and compute the key. */
 static void finish(struct crash_extents *out)

@@ -159,6 +159,9 @@ void crash_state_free(struct crash_state *st);
 struct crash_extent {
 	uint64_t off, len;
 	uint32_t src; /* write index, CRASH_SRC_BASE or CRASH_SRC_ZERO */
+	uint32_t zero; /* always 0: the struct has no padding, because the
+			  dedupe key hashes its bytes (padding would be
+			  uninitialised, and equal states could differ) */
 };
 
 struct crash_extents {

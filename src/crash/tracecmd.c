@@ -295,9 +295,10 @@ static int mark(const char *path, const char *label)
 	reply[len] = 0;
 	close(fd);
 	if (strcmp(reply, "ok\n")) {
+		reply[strcspn(reply, "\n")] = 0; /* its first line */
 		fprintf(stderr,
 			"loopd: trace mark: the server answered \"%s\"\n",
-			len ? strtok(reply, "\n") : "nothing");
+			len ? reply : "nothing");
 		return 1;
 	}
 	return 0;

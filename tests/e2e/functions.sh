@@ -138,7 +138,7 @@ cleanup() {
 	shopt -s nullglob
 	logs=("$TMP"/*.log "$TMP"/*.err)
 	if ((rc == 0 && ${#logs[@]} > 0)) &&
-		grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		grep -lE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
 			"${logs[@]}"; then
 		echo "FAIL: $test_name: sanitizer report in a server log" >&2
 		rc=1

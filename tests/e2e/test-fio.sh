@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-fio: fio's nbd engine, 4 connections of random read/write at queue
-# depth 32, every block verified (crc32c).
+# depth 32, every block verified (crc32c); then 256 KiB requests with
+# flushes on 4 connections served by 4 workers.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
@@ -34,5 +35,18 @@ for j in jobs:
 total = sum(j["write"]["io_bytes"] + j["read"]["io_bytes"] for j in jobs)
 ok(f"4 jobs, err=0, {total >> 20} MiB moved and verified")
 PYEOF
+
+# The same 4 connections on 4 workers, with requests large enough to
+# spread their I/O to other workers (E5 in worker.c) and flushes batched
+# across connections: every request changes hands between threads through
+# IORING_OP_MSG_RING, which is what the TSan build checks here.
+start_server spread --queues 4 --size 64M "$TMP/spread.img"
+check "fio randrw, bs=256k, iodepth=16, fsync every 8, 4 jobs on 4 workers"
+fio --name=spread --ioengine=nbd --uri="$uri" --rw=randrw --bs=256k \
+	--size=16M --offset_increment=16M --numjobs=4 --iodepth=16 \
+	--fsync=8 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+	--output-format=terse >"$TMP/spread.out" ||
+	fail "fio exited $?: $(cat "$TMP/spread.out")"
+ok "4 jobs verified"
 
 echo "test-fio: all checks passed"

@@ -111,6 +111,17 @@ cmp "$TMP/last.img" "$TMP/disk.img" ||
 	fail "state $last.2 (all writes) differs from the final file"
 ok "state $last.2 (every write present) equals the final file"
 
+check "--state wants POINT.ITEM in digits: no wrap-around, no signs"
+for bad in 4294967296.2 -1.2 0.-1 " 0.2" 0.2x 0; do
+	rc=0
+	"$LOOPD" crash "$trace" --state "$bad" --out "$TMP/bad.img" \
+		>/dev/null 2>"$TMP/bad.err" || rc=$?
+	((rc == 2)) || fail "--state '$bad': exit $rc, want 2"
+	grep -q 'expected POINT.ITEM' "$TMP/bad.err" ||
+		fail "--state '$bad': $(cat "$TMP/bad.err")"
+done
+ok "6 malformed state IDs refused"
+
 check "a trace cut in the middle of a record keeps its valid prefix"
 size=$(stat -c %s "$trace")
 # The second DATA record (8 KiB) starts at this offset; cut 100 bytes in.

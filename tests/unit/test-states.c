@@ -403,6 +403,46 @@ static void test_dedupe_keys(void **state)
 	free(t);
 }
 
+/*
+ * S7: a key depends only on the state's extents, never on what the memory
+ * that receives them held before (the key hashes them as bytes).
+ */
+static void test_key_stable(void **state)
+{
+	struct tr *t = malloc(sizeof *t);
+	struct crash_plan *p;
+	struct crash_scratch *s;
+	uint32_t pt;
+	uint64_t item;
+
+	parse(t, "W1@0+1 C1 W2@1+1 C2 W3@0+2", 2, true);
+	p = plan_of(t, CRASH_CONTRACT, true, 10);
+	s = crash_scratch_new(p);
+	pt = p->n_points - 1;
+	assert_int_equal(crash_point_open(p, s, pt), 0);
+	assert_true(p->points[pt].items > 1);
+	for (item = 0; item < p->points[pt].items; item++) {
+		struct crash_extents x[2] = {{0}};
+		struct crash_state st;
+
+		assert_int_equal(crash_state_get(p, s, item, &st), 0);
+		for (int i = 0; i < 2; i++) {
+			x[i].cap = 64;
+			x[i].v = malloc(x[i].cap * sizeof *x[i].v);
+			memset(x[i].v, i ? 0xa5 : 0, x[i].cap * sizeof *x[i].v);
+			assert_int_equal(crash_state_extents(p, s, &st, &x[i]),
+					 0);
+		}
+		assert_true(x[0].key == x[1].key);
+		crash_extents_free(&x[0]);
+		crash_extents_free(&x[1]);
+		crash_state_free(&st);
+	}
+	crash_scratch_free(s);
+	crash_plan_free(p);
+	free(t);
+}
+
 /* S6: --tear splits one write at the unit, never below it. */
 static void test_tear(void **state)
 {
@@ -537,6 +577,8 @@ int main(void)
 	tests[n++] = (struct CMUnitTest){"two_to_the_n", test_two_to_the_n,
 					 NULL, NULL, NULL};
 	tests[n++] = (struct CMUnitTest){"dedupe_keys", test_dedupe_keys, NULL,
+					 NULL, NULL};
+	tests[n++] = (struct CMUnitTest){"key_stable", test_key_stable, NULL,
 					 NULL, NULL};
 	tests[n++] = (struct CMUnitTest){"tear", test_tear, NULL, NULL, NULL};
 	tests[n++] =
