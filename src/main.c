@@ -401,19 +401,21 @@ static void accept_one(struct listener *l)
 static void lookup_ids(const char *user, const char *group, uid_t *uid,
 		       gid_t *gid, const char **name)
 {
-	if (user) {
-		struct passwd *pw = getpwnam(user);
+	char buf[16384];
 
-		if (!pw)
+	if (user) {
+		struct passwd pwd, *pw = NULL;
+
+		if (getpwnam_r(user, &pwd, buf, sizeof buf, &pw) != 0 || !pw)
 			die("--user %s: no such user", user);
 		*uid = pw->pw_uid;
 		*gid = pw->pw_gid;
 		*name = user;
 	}
 	if (group) {
-		struct group *gr = getgrnam(group);
+		struct group grp, *gr = NULL;
 
-		if (!gr)
+		if (getgrnam_r(group, &grp, buf, sizeof buf, &gr) != 0 || !gr)
 			die("--group %s: no such group", group);
 		*gid = gr->gr_gid;
 	}
