@@ -30,7 +30,8 @@
  *     proto_parse_info_opt() and every proto_info_request() (P5);
  *     LIST/SET_META_CONTEXT data through proto_parse_meta_opt(), whose
  *     callback must see only whole queries inside the data, as many as it
- *     said, and none at all when it fails (P6).  The data of any option,
+ *     said, covering the data to its last byte, and none at all when it
+ *     fails (P6).  The data of any option,
  *     taken as a string, goes through the string encoders: the error
  *     chunk (capped at 4096 bytes, never cut inside a UTF-8 sequence),
  *     NBD_REP_META_CONTEXT and NBD_REP_SERVER (P7).  The option's fields
@@ -267,6 +268,7 @@ struct meta_seen {
 	const uint8_t *data;
 	uint32_t len;
 	uint32_t calls;
+	uint64_t used; /* bytes of the queries, length words included */
 	uint32_t sum;
 };
 
@@ -282,6 +284,7 @@ static void meta_cb(const char *q, uint32_t qlen, void *opaque)
 	for (i = 0; i < qlen; i++)
 		m->sum += p[i];
 	m->calls++;
+	m->used += 4 + (uint64_t)qlen;
 }
 
 /* P7: the option data, as a C string, through the string encoders. */
@@ -309,6 +312,8 @@ static void do_strings(const uint8_t *d, uint32_t len)
 	check(memcmp(b + 26, s, mlen) == 0);
 	if (slen <= 4096) {
 		check(mlen == slen);
+	} else if (mlen < 4093) {
+		check(!"backed off more than a UTF-8 sequence");
 	} else if (((unsigned char)s[mlen] & 0xc0) == 0x80) {
 		/* Cut before a continuation byte: only when it gave up. */
 		check(mlen == 4096);
@@ -409,6 +414,8 @@ static void do_option(const uint8_t *h, const uint8_t *d, uint32_t len)
 		check((const uint8_t *)name == d + 4);
 		check(namelen <= len - 8);
 		check(m.calls == nq);
+		/* Exact: no byte left over after the last query. */
+		check(8 + (uint64_t)namelen + m.used == len);
 		break;
 	default:
 		break;

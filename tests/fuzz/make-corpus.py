@@ -218,6 +218,10 @@ def proto_seeds():
         opt(OPT_LIST) + opt(OPT_EXPORT_NAME, b"disk") + opt(OPT_STARTTLS) +
         opt(OPT_ABORT) + opt(OPT_EXTENDED_HEADERS) +
         opt(99, "caf\u00e9 \u2603".encode() * 600))
+    # Strings past the 4096-byte cap: 4-byte characters, and bytes that
+    # are all continuation bytes (not UTF-8 at all).
+    seeds["opt-long-strings"] = (
+        opt(99, "\U0001F600".encode() * 1100) + opt(98, b"\x80" * 4100))
     return seeds
 
 
