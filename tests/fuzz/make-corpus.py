@@ -145,6 +145,14 @@ def handshake_seeds():
         opt(OPT_SET_META_CONTEXT, meta_data("disk")) +
         opt(OPT_SET_META_CONTEXT, meta_data("disk", "base:")) +
         opt(OPT_GO, info_data("disk")),
+        # SET replaces the selection, even when it selects nothing or
+        # fails (checklist 1.2), so these GOs get no base:allocation.
+        "set-meta-reset-then-go": flags() + go_sr +
+        opt(OPT_SET_META_CONTEXT, meta_data("")) +
+        opt(OPT_GO, info_data("")),
+        "set-meta-failed-then-go": flags() + go_sr +
+        opt(OPT_SET_META_CONTEXT, meta_data("nope", "base:allocation")) +
+        opt(OPT_GO, info_data("")),
         "set-meta-before-structured": flags() +
         opt(OPT_SET_META_CONTEXT, meta_data("", "base:allocation")) +
         opt(OPT_GO, info_data("")),
