@@ -36,6 +36,9 @@
  *   S6  (R5) sched_failed() is true exactly after a failed sync or dsync
  *       write; from then on every WRITE and FLUSH submitted is replied EIO
  *       at once, and no FLUSH or dsync WRITE is replied with success.
+ *   S7  (R5) a FLUSH or dsync WRITE replied with success: its sync, and
+ *       every sync or dsync write that started before that one completed,
+ *       has completed without error.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -66,19 +69,66 @@ struct t_req {
 	enum st st;
 	uint64_t end; /* off + len, saturated */
 	uint32_t epoch; /* syncs started before it arrived (S5) */
+	uint32_t sync_no; /* FLUSH: number of the sync that covered it */
+	unsigned int op; /* dsync WRITE or FLUSH: its sync op, 1-based */
 	int res; /* given at COMPLETE */
 	bool dsync; /* RUN with dsync */
+};
+
+/* A sync-like operation (R5): a batch sync, or a dsync write. */
+struct t_op {
+	uint32_t start, done_at; /* on the harness's clock, as in sched.c */
+	bool done;
+	int res;
 };
 
 static struct {
 	struct sched s;
 	struct t_req req[MAX_REQS];
 	unsigned int n;
-	bool sync_out; /* a sync is in flight */
+	struct t_op ops[2 * MAX_REQS];
+	unsigned int n_ops;
+	uint32_t clock;
+	unsigned int sync_op; /* the batch sync in flight, 1-based, or 0 */
 	uint32_t syncs; /* syncs started */
-	uint32_t ok_sync; /* highest start number of a successful sync */
 	bool failed; /* a sync or dsync write failed (S6) */
 } h;
+
+static unsigned int op_issue(void)
+{
+	struct t_op *op = &h.ops[h.n_ops++];
+
+	op->start = ++h.clock;
+	return h.n_ops;
+}
+
+static void op_done(unsigned int i, int res)
+{
+	struct t_op *op = &h.ops[i - 1];
+
+	check(!op->done);
+	op->done = true;
+	op->done_at = h.clock;
+	op->res = res;
+	if (res)
+		h.failed = true;
+}
+
+/*
+ * S7 (R5): a success claimed by op i is only true if every sync op that
+ * overlapped it in time, i.e. started before it completed, has completed
+ * and succeeded: Linux reports a writeback error to only one of them.
+ */
+static void check_retired(unsigned int i)
+{
+	const struct t_op *op = &h.ops[i - 1];
+	unsigned int j;
+
+	check(op->done && op->res == 0);
+	for (j = 0; j < h.n_ops; j++)
+		if (h.ops[j].start <= op->done_at)
+			check(h.ops[j].done && h.ops[j].res == 0);
+}
 
 static bool plain_conflict(const struct t_req *a, const struct t_req *b)
 {
@@ -108,6 +158,8 @@ static void on_run(struct t_req *t)
 	check(t->r.kind == SCHED_READ || t->r.kind == SCHED_WRITE);
 	t->st = ST_RUN;
 	t->dsync = t->r.dsync;
+	if (t->dsync)
+		t->op = op_issue();
 	/* S2 */
 	check(t->dsync == (t->r.kind == SCHED_WRITE && t->r.fua &&
 			   h.s.flush != SCHED_FLUSH_UNSAFE));
@@ -139,10 +191,14 @@ static void on_reply(struct t_req *t)
 		      (t->r.kind == SCHED_WRITE && status == -EIO));
 	t->st = ST_REPLIED;
 
-	/* S5 */
+	/* S5, S7 */
 	if (t->r.kind == SCHED_FLUSH && status == 0 &&
-	    h.s.flush != SCHED_FLUSH_UNSAFE)
-		check(h.ok_sync > t->epoch);
+	    h.s.flush != SCHED_FLUSH_UNSAFE) {
+		check(t->op && t->sync_no > t->epoch);
+		check_retired(t->op);
+	}
+	if (t->dsync && status == 0)
+		check_retired(t->op);
 	/* S6 */
 	if (h.failed && (t->r.kind == SCHED_FLUSH || t->dsync))
 		check(status != 0);
@@ -152,10 +208,21 @@ static void on_sync_start(void)
 {
 	unsigned int i;
 
+	const struct sched_req *f;
+
 	/* S1 */
-	check(!h.sync_out);
-	h.sync_out = true;
+	check(!h.sync_op);
+	h.sync_op = op_issue();
 	h.syncs++;
+	/* The FLUSHes this sync covers (read from the scheduler). */
+	for (f = h.s.batch_run; f; f = f->batch_next) {
+		struct t_req *t = (struct t_req *)f;
+
+		check(t->r.kind == SCHED_FLUSH && t->st == ST_SUBMITTED);
+		check(!t->op);
+		t->op = h.sync_op;
+		t->sync_no = h.syncs;
+	}
 	/* S4: the running batch's FLUSH waited for everything before it. */
 	if (h.s.flush == SCHED_FLUSH_BARRIER) {
 		for (i = 0; i < h.n; i++) {
@@ -244,8 +311,8 @@ static bool complete(uint8_t pick, int res)
 	check(t);
 	t->st = ST_COMPLETED;
 	t->res = res;
-	if (t->dsync && res)
-		h.failed = true;
+	if (t->dsync)
+		op_done(t->op, res);
 	sched_out_init(&o);
 	sched_complete(&h.s, &t->r, res, &o);
 	drain(&o);
@@ -256,13 +323,10 @@ static bool sync_done(int res)
 {
 	struct sched_out o;
 
-	if (!h.sync_out)
+	if (!h.sync_op)
 		return false;
-	h.sync_out = false;
-	if (res)
-		h.failed = true;
-	else
-		h.ok_sync = h.syncs;
+	op_done(h.sync_op, res);
+	h.sync_op = 0;
 	sched_out_init(&o);
 	sched_sync_done(&h.s, res, &o);
 	drain(&o);
@@ -319,7 +383,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* S1 */
 	check(sched_pending(&h.s) == 0);
-	check(!h.sync_out);
+	check(!h.sync_op);
 	for (i = 0; i < h.n; i++)
 		check(h.req[i].st == ST_REPLIED);
 	return 0;
