@@ -12,6 +12,9 @@ import os
 import statistics
 import sys
 
+# The number formats and ratio of the throughput report, so both read alike.
+from report import f_iops, f_num, f_ratio, ratio  # noqa: E402
+
 CONFIGS = [
     ("loopd", "loopd (defaults; buffered on tmpfs, O_DIRECT on disk)"),
     ("loopd-buffered", "loopd --cache=buffered"),
@@ -70,30 +73,6 @@ def mib(kib):
         return "-"
     x = kib / 1024.0
     return "%.0f" % x if x >= 100 else "%.1f" % x
-
-
-def f_ratio(x):
-    return "-" if x is None else "%.2f" % x
-
-
-def f_iops(x):
-    if x is None:
-        return "-"
-    if x >= 100000:
-        return "%.0fk" % (x / 1000)
-    if x >= 1000:
-        return "%.1fk" % (x / 1000)
-    return "%.0f" % x
-
-
-def f_num(x):
-    if x is None:
-        return "-"
-    return "%.0f" % x if x >= 100 else "%.1f" % x if x >= 10 else "%.2f" % x
-
-
-def ratio(a, b):
-    return None if a is None or not b else a / b
 
 
 HEAD = ["config", "conns", "start", "peak_RSS", "xLoopd", "peak_anon", "xLoopd",
