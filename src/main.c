@@ -393,14 +393,18 @@ static void accept_one(struct listener *l)
 }
 
 /* ---------------------------------------------------------------- */
-/* Daemonising with a readiness pipe.                                */
+/* --user / --group: looked up at start, so a typo fails before anything
+ * is served; switched to once everything that needs root is done.    */
 
-/* --- --user / --group --- */
+struct ids {
+	const char *user; /* NULL: keep the uid */
+	uid_t uid;
+	gid_t gid;
+};
 
-/* Look both up at start, so a typo fails before anything is served. */
-static void lookup_ids(const char *user, const char *group, uid_t *uid,
-		       gid_t *gid, const char **name)
+static struct ids lookup_ids(const char *user, const char *group)
 {
+	struct ids ids = {.user = user, .gid = getgid()};
 	char buf[16384];
 
 	if (user) {
@@ -408,49 +412,39 @@ static void lookup_ids(const char *user, const char *group, uid_t *uid,
 
 		if (getpwnam_r(user, &pwd, buf, sizeof buf, &pw) != 0 || !pw)
 			die("--user %s: no such user", user);
-		*uid = pw->pw_uid;
-		*gid = pw->pw_gid;
-		*name = user;
+		ids.uid = pw->pw_uid;
+		ids.gid = pw->pw_gid;
 	}
 	if (group) {
 		struct group grp, *gr = NULL;
 
 		if (getgrnam_r(group, &grp, buf, sizeof buf, &gr) != 0 || !gr)
 			die("--group %s: no such group", group);
-		*gid = gr->gr_gid;
+		ids.gid = gr->gr_gid;
 	}
-}
-
-static void check_credentials(const char *user, const char *group)
-{
-	uid_t uid = 0;
-	gid_t gid = 0;
-	const char *name = NULL;
-
-	lookup_ids(user, group, &uid, &gid, &name);
 	if (geteuid() != 0)
 		die("--user/--group: loopd must be started as root to "
 		    "switch to another user");
+	return ids;
 }
 
-static void drop_privileges(const char *user, const char *group)
+static void drop_privileges(const struct ids *ids)
 {
-	uid_t uid = 0;
-	gid_t gid = 0;
-	const char *name = NULL;
-
-	lookup_ids(user, group, &uid, &gid, &name);
-	if ((name ? initgroups(name, gid) : setgroups(0, NULL)) < 0 ||
-	    setresgid(gid, gid, gid) < 0)
-		die("--group: cannot switch to group %u: %s", (unsigned)gid,
-		    strerror(errno));
-	if (user && setresuid(uid, uid, uid) < 0)
-		die("--user %s: cannot switch: %s", user, strerror(errno));
-	if (user && uid != 0 && setuid(0) == 0)
-		die("--user %s: root could be regained; stopping", user);
+	if ((ids->user ? initgroups(ids->user, ids->gid) : setgroups(0, NULL)) <
+		    0 ||
+	    setresgid(ids->gid, ids->gid, ids->gid) < 0)
+		die("--group: cannot switch to group %u: %s",
+		    (unsigned)ids->gid, strerror(errno));
+	if (ids->user && setresuid(ids->uid, ids->uid, ids->uid) < 0)
+		die("--user %s: cannot switch: %s", ids->user, strerror(errno));
+	if (ids->user && ids->uid != 0 && setuid(0) == 0)
+		die("--user %s: root could be regained; stopping", ids->user);
 	log_msg("running as uid %u, gid %u", (unsigned)geteuid(),
 		(unsigned)getegid());
 }
+
+/* ---------------------------------------------------------------- */
+/* Daemonising with a readiness pipe.                                */
 
 static int ready_fd = -1;
 
@@ -610,6 +604,7 @@ static int cmd_serve(int argc, char **argv)
 	enum tls_mode tls_mode = TLS_OFF;
 	struct tls_config tls_cfg = {0};
 	const char *user = NULL, *group = NULL;
+	struct ids ids = {0};
 	const char *unix_paths[MAX_LISTENERS], *tcp_specs[MAX_LISTENERS];
 	unsigned int n_unix = 0, n_tcp = 0, i;
 	struct export_opts eo = {.cache = CACHE_DIRECT,
@@ -758,7 +753,7 @@ static int cmd_serve(int argc, char **argv)
 		srv.tls_require = tls_mode == TLS_REQUIRE;
 	}
 	if (user || group)
-		check_credentials(user, group);
+		ids = lookup_ids(user, group);
 	for (i = 0; optind < argc; optind++, i++)
 		add_export(&eo, argv[optind]);
 
@@ -842,7 +837,7 @@ static int cmd_serve(int argc, char **argv)
 	}
 	/* Everything that needs root is done: sockets, files, workers. */
 	if (user || group)
-		drop_privileges(user, group);
+		drop_privileges(&ids);
 	signal_ready();
 
 	for (;;) {
