@@ -50,7 +50,7 @@ struct tls_conn {
 	int fd; /* the client's socket (relay only) */
 	int plain; /* the relay's end of the socketpair */
 	atomic_int refs; /* relay threads still running */
-	char peer[256];
+	char peer[256]; /* "PSK user NAME", "X.509 DN" or "anonymous" */
 };
 
 /* Relays still running, so shutdown can let them deliver the last replies. */
@@ -335,11 +335,6 @@ int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out)
 	}
 	*out = c;
 	return 0;
-}
-
-const char *tls_conn_peer(struct tls_conn *c)
-{
-	return c->peer;
 }
 
 void tls_conn_free(struct tls_conn *c)

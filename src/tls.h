@@ -49,9 +49,6 @@ int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out);
 int tls_conn_read(struct tls_conn *c, void *buf, size_t len);
 int tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 
-/* Who the client authenticated as ("PSK user NAME", "X.509 DN", "anon"). */
-const char *tls_conn_peer(struct tls_conn *c);
-
 /* End a connection that never reached transmission (does not close fd). */
 void tls_conn_free(struct tls_conn *c);
 
