@@ -481,13 +481,15 @@ CSV_COLS = ["backing", "workload", "config", "rounds", "iops", "mib_s", "lat_avg
             "x_peer_cpu_us_per_io", "x_peer_rss_kib"]
 
 
-def write_csv(rows, path):
+def write_csv(rows, path, cols=None):
+    """rows (dicts) as CSV with the columns cols (default CSV_COLS)."""
+    cols = cols or CSV_COLS
     with open(path, "w", newline="", encoding="utf-8") as f:
         wr = csv.writer(f)
-        wr.writerow(CSV_COLS)
+        wr.writerow(cols)
         for r in rows:
             out = []
-            for c in CSV_COLS:
+            for c in cols:
                 v = r.get(c)
                 if isinstance(v, float):
                     v = "%.4g" % v if c.startswith("x_") else "%.2f" % v

@@ -13,7 +13,7 @@ import statistics
 import sys
 
 # The number formats and ratio of the throughput report, so both read alike.
-from report import f_iops, f_num, f_ratio, ratio  # noqa: E402
+from report import f_iops, f_num, f_ratio, ratio, write_csv  # noqa: E402
 
 CONFIGS = [
     ("loopd", "loopd (defaults; buffered on tmpfs, O_DIRECT on disk)"),
@@ -183,17 +183,7 @@ def main():
     cols = ["backing", "workload", "config", "rounds", "tried", "conns", "start_kib",
             "peak_kib", "anon_kib", "rss_sampled_kib", "after_kib", "mib_per_conn",
             "x_loopd_peak", "x_loopd_anon", "iops", "mib_s", "lat_avg_us", "cpu_us_per_io"]
-    with open(os.path.join(outdir, "rss.csv"), "w", newline="", encoding="utf-8") as f:
-        wr = csv.writer(f)
-        wr.writerow(cols)
-        for r in csv_rows:
-            vals = []
-            for c in cols:
-                v = r.get(c)
-                if isinstance(v, float):
-                    v = "%.4g" % v if c.startswith("x_") else "%.2f" % v
-                vals.append("" if v is None else v)
-            wr.writerow(vals)
+    write_csv(csv_rows, os.path.join(outdir, "rss.csv"), cols)
     sys.stdout.write(text)
 
 
