@@ -31,11 +31,19 @@
  *     opened again by path.
  * K6. The header is written with write(2) at open, unbuffered, so a fork
  *     (daemonising) cannot write it twice.
+ * K7. A trace with a hole is never passed off as whole.  The writer keeps
+ *     the end (and seq) of the last record that reached the file in full.
+ *     Once recording stopped on an error, close truncates the file there
+ *     and appends an END with TRACE_END_INCOMPLETE right after it, so a
+ *     reader sees a valid prefix that says it is incomplete, never records
+ *     after a hole.  If even that fails, the trace has no END and reads as
+ *     one whose server was killed.
  */
 #include "recorder.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +68,9 @@
 struct tbuf {
 	struct tbuf *next;
 	size_t len;
+	uint64_t last_end; /* K7: stream end of the last record ending in
+			      this buffer, 0 if none */
+	uint64_t last_seq; /* ... and its seq */
 	uint8_t data[];
 };
 
@@ -69,12 +80,14 @@ struct recorder {
 	int fd;
 	struct tbuf *cur; /* being filled */
 	struct tbuf *q_head, **q_tail; /* full, for the writer, in order */
+	struct tbuf *last_queued; /* the buffer queued last (K7) */
 	struct tbuf *spare;
 	unsigned int n_queued, n_spare;
 	bool writing; /* the writer holds a buffer */
 	bool writer_started, closing;
 	pthread_t writer;
 	uint64_t written; /* stream bytes the writer has written */
+	uint64_t good_end, good_seq; /* K7: the last record in the file */
 	char *path, *ctl_path;
 	struct export *exp;
 	uint64_t pos; /* file offset of the next record */
@@ -146,6 +159,10 @@ static void *writer_main(void *arg)
 		rec->written += b->len;
 		if (r < 0)
 			stop_recording(rec, -r);
+		else if (!rec->failed && b->last_end) {
+			rec->good_end = b->last_end; /* K7 */
+			rec->good_seq = b->last_seq;
+		}
 		if (rec->n_spare < TBUF_SPARE) {
 			b->next = rec->spare;
 			rec->spare = b;
@@ -182,6 +199,7 @@ static void queue_cur(struct recorder *rec)
 		pthread_cond_wait(&rec->cond, &rec->lock);
 	rec->cur = NULL;
 	b->next = NULL;
+	rec->last_queued = b;
 	*rec->q_tail = b;
 	rec->q_tail = &b->next;
 	rec->n_queued++;
@@ -210,6 +228,7 @@ static void put(struct recorder *rec, const void *p, size_t len)
 				}
 			}
 			b->len = 0;
+			b->last_end = 0;
 			rec->cur = b;
 		}
 		n = TBUF_SIZE - b->len < len ? TBUF_SIZE - b->len : len;
@@ -256,6 +275,15 @@ static void append(struct recorder *rec, struct trace_rec *r)
 	put(rec, zero, trace_rec_pad(r));
 	rec->pos += r->size;
 	rec->tot.n_records++;
+	/* K7: the buffer this record ends in (queued already if it ended on
+	   the buffer's last byte; the writer cannot have taken it yet, as
+	   rec->lock was held since). */
+	if (!rec->failed) {
+		struct tbuf *b = rec->cur ? rec->cur : rec->last_queued;
+
+		b->last_end = rec->pos;
+		b->last_seq = r->seq;
+	}
 }
 
 static bool is_write(uint16_t cmd)
@@ -537,7 +565,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto out_close;
 	}
-	rec->pos = rec->written = TRACE_HEADER_SIZE;
+	rec->pos = rec->written = rec->good_end = TRACE_HEADER_SIZE;
 	r = ctl_listen(rec, err, errlen);
 	if (r < 0)
 		goto out_close;
@@ -560,6 +588,34 @@ out_free:
 	return r;
 }
 
+/*
+ * K7: after a failure, keep the prefix that reached the file whole and end
+ * it with an END that says the recording is incomplete.  Context: the
+ * writer has exited.
+ */
+static int end_incomplete(struct recorder *rec, struct trace_rec *r)
+{
+	uint8_t *buf;
+	size_t n;
+	int ret;
+
+	r->seq = rec->good_seq + 1;
+	r->t_ns = now_ns(CLOCK_MONOTONIC) - rec->t0;
+	r->end.flags |= TRACE_END_INCOMPLETE;
+	r->end.n_records = rec->good_seq;
+	buf = malloc(trace_rec_size(r));
+	if (!buf)
+		return -ENOMEM;
+	n = trace_encode_rec(buf, r);
+	if (ftruncate(rec->fd, (off_t)rec->good_end) < 0 ||
+	    lseek(rec->fd, (off_t)rec->good_end, SEEK_SET) < 0)
+		ret = -errno;
+	else
+		ret = write_all(rec->fd, buf, n);
+	free(buf);
+	return ret;
+}
+
 int recorder_close(struct recorder *rec)
 {
 	struct trace_rec r = {.type = TRACE_END};
@@ -579,18 +635,27 @@ int recorder_close(struct recorder *rec)
 			rec->exp->path, strerror(-s));
 		r.end.flags |= TRACE_END_INCOMPLETE;
 	}
-	if (rec->failed)
-		r.end.flags |= TRACE_END_INCOMPLETE;
-	rec->failed = false; /* END is written even after a failure */
-	append(rec, &r);
+	append(rec, &r); /* nothing, if recording stopped (K4) */
 	queue_cur(rec);
 	rec->closing = true;
 	pthread_cond_broadcast(&rec->cond);
 	pthread_mutex_unlock(&rec->lock);
 	if (rec->writer_started)
 		pthread_join(rec->writer, NULL);
-	if (rec->cur) /* the writer never started: write what is left */
+	if (rec->cur && rec->cur->len) /* the writer never started */
 		stop_recording(rec, EIO);
+	if (rec->failed) {
+		s = end_incomplete(rec, &r);
+		if (s < 0)
+			log_msg("--record %s: cannot end the trace: %s; it "
+				"reads as unfinished",
+				rec->path, strerror(-s));
+		else
+			log_msg("--record %s: kept %" PRIu64
+				" records up to the failure; the trace says "
+				"it is incomplete",
+				rec->path, rec->good_seq);
+	}
 	if (fdatasync(rec->fd) < 0)
 		stop_recording(rec, errno);
 	ret = rec->failed ? -EIO : 0;

@@ -1726,7 +1726,11 @@ int cmd_crash(int argc, char **argv)
 		printf("trace %s: %zu records%s, %u writes, %u flushes, %u "
 		       "FUA, "
 		       "%u crash points, flush mode %s\n",
-		       c.o.trace, c.tf.n, c.tf.ended ? "" : " (no END)",
+		       c.o.trace, c.tf.n,
+		       !c.tf.ended ? " (no END)"
+		       : c.tf.end->flags & TRACE_END_INCOMPLETE
+			       ? " (INCOMPLETE: the recording stopped early)"
+			       : "",
 		       c.plan->n_writes, c.plan->n_flushes, c.plan->n_fua,
 		       c.plan->n_points,
 		       trace_flush_mode_name(c.tf.h.flush_mode));

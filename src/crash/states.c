@@ -36,7 +36,10 @@
  * S4. TRIM is "old or zero": a state picks zero for all TRIMs, or, with
  *     CRASH_V_TRIM_OLD, leaves all of them out (old contents).  A pending
  *     TRIM that is not chosen is "old" as well.  WRITE_ZEROES and WRITEs
- *     of zeroes are zero writes.
+ *     of zeroes are zero writes.  A TRIM acts only on the whole blocks of
+ *     the trace's min_block inside its range, as loopd does (Z1 in
+ *     zero.c): its write is that inner range, and a TRIM with no whole
+ *     block inside changes nothing.
  * S5. Candidate list of a point, item by item (the item is the state ID):
  *     0 and 1 random subsets (p = 0.5), 2 all of P, 3 none of P; then, when
  *     |P| <= E, every (subset, variant) combination in a seeded order, and
@@ -58,6 +61,20 @@
 #include <xxhash.h>
 
 #include "nbd.h"
+
+/* S4: the whole min_block blocks inside a TRIM's range.  False if none. */
+static bool trim_inner(const struct trace_header *h, uint64_t *off,
+		       uint64_t *len)
+{
+	uint64_t b = h->min_block ? h->min_block : 1;
+	uint64_t lo = (*off + b - 1) / b * b, hi = (*off + *len) / b * b;
+
+	if (hi <= lo)
+		return false;
+	*off = lo;
+	*len = hi - lo;
+	return true;
+}
 
 #define NONE UINT32_MAX
 
@@ -334,6 +351,9 @@ static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 			}
 			w->off = r->recv.offset;
 			w->len = r->recv.length;
+			if (r->recv.cmd == NBD_CMD_TRIM &&
+			    !trim_inner(&p->hdr, &w->off, &w->len))
+				break; /* S4: no whole block: changes nothing */
 			w->recv = r->seq;
 			w->reply = CRASH_NEVER;
 			w->status = -EINPROGRESS;
