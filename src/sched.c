@@ -71,6 +71,11 @@
  *     RUN; reads keep working; no flush or FUA write retired afterwards
  *     claims durability (fsyncgate: a retried fsync "succeeds" on lost
  *     data, wiki.postgresql.org/wiki/Fsync_Errors).
+ *     Only errors of a step that syncs latch.  A dsync request that ends
+ *     through sched_fail() failed before any such step ran (its arguments
+ *     were refused, a resource was short, or a non-syncing step such as a
+ *     fallocate failed): it consumed no writeback error, so its op leaves
+ *     the in-flight list without latching and it is replied at once.
  *
  * R6  Read-modify-write and BLOCK_STATUS exclusivity, always on.  A WRITE
  *     with r->rmw (unaligned, done by read-modify-write of whole aligned
@@ -509,6 +514,26 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 	 * now is r's successor in s->active read, because retire() may just
 	 * have unlinked FLUSHes that followed r.
 	 */
+	first = r->next;
+	active_unlink(s, r);
+	release(s, r, first, o);
+}
+
+void sched_fail(struct sched *s, struct sched_req *r, int err,
+		struct sched_out *o)
+{
+	struct sched_req *first;
+
+	assert(r->state == RQ_RUN && err < 0);
+	s->stats.completed++;
+	if (r->dsync) {
+		/* R5: no sync ran; the op claims nothing and latches nothing.
+		   Others may have waited for it to retire. */
+		op_unlink(&s->sync_inflight_head, &s->sync_inflight_tail,
+			  &r->sync);
+		retire(s, o);
+	}
+	reply(s, r, err, o);
 	first = r->next;
 	active_unlink(s, r);
 	release(s, r, first, o);

@@ -136,6 +136,16 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o);
 void sched_complete(struct sched *s, struct sched_req *r, int res,
 		    struct sched_out *o);
 
+/*
+ * The RUN request r failed with err (a negative errno) before any step of
+ * its I/O that syncs ran: its arguments were refused, a resource was
+ * short, or a step that claims no durability (fallocate) failed.  Unlike
+ * sched_complete(), this never latches the export, even for a FUA write
+ * (R5).
+ */
+void sched_fail(struct sched *s, struct sched_req *r, int err,
+		struct sched_out *o);
+
 /* The fdatasync asked for by sched_out.sync finished with res. */
 void sched_sync_done(struct sched *s, int res, struct sched_out *o);
 

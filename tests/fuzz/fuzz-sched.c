@@ -11,7 +11,8 @@
  *                     4: fua, 5: rmw, 6: strict, 7: offset near 2^64 (so
  *                     that offset + length can wrap).
  *   op % 4 == 2       COMPLETE a running request; one more byte picks it.
- *                     Bit 2: it failed with EIO.
+ *                     Bit 2: it failed with EIO.  Bit 3: it failed with
+ *                     EINVAL before any step that syncs (sched_fail).
  *   op % 4 == 3       SYNC_DONE, if a sync is in flight.  Bit 2: EIO.
  * At the end every running request completes and every sync finishes, as
  * a worker does at shutdown, until nothing moves.
@@ -39,6 +40,9 @@
  *   S7  (R5) a FLUSH or dsync WRITE replied with success: its sync, and
  *       every sync or dsync write that started before that one completed,
  *       has completed without error.
+ *   S8  (R5) a request ended by sched_fail() is replied with its error,
+ *       latches nothing, and its dsync op, which never synced, holds up no
+ *       other op's retirement.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -79,6 +83,7 @@ struct t_req {
 struct t_op {
 	uint32_t start, done_at; /* on the harness's clock, as in sched.c */
 	bool done;
+	bool withdrawn; /* its request failed before syncing (S8) */
 	int res;
 };
 
@@ -126,7 +131,7 @@ static void check_retired(unsigned int i)
 
 	check(op->done && op->res == 0);
 	for (j = 0; j < h.n_ops; j++)
-		if (h.ops[j].start <= op->done_at)
+		if (h.ops[j].start <= op->done_at && !h.ops[j].withdrawn)
 			check(h.ops[j].done && h.ops[j].res == 0);
 }
 
@@ -186,6 +191,9 @@ static void on_reply(struct t_req *t)
 	check(t->st != ST_RUN);
 	if (t->st == ST_COMPLETED && !t->dsync)
 		check(status == t->res); /* S2 */
+	if (t->st == ST_COMPLETED && t->dsync && t->op &&
+	    h.ops[t->op - 1].withdrawn)
+		check(status == t->res); /* S8 */
 	if (t->st == ST_SUBMITTED)
 		check(t->r.kind == SCHED_FLUSH || t->r.kind == SCHED_NOP ||
 		      (t->r.kind == SCHED_WRITE && status == -EIO));
@@ -292,7 +300,7 @@ static void submit(uint8_t op, uint8_t b_off, uint8_t b_len)
 	drain(&o);
 }
 
-static bool complete(uint8_t pick, int res)
+static bool complete(uint8_t pick, int res, bool early)
 {
 	unsigned int i, n_run = 0;
 	struct sched_out o;
@@ -310,11 +318,21 @@ static bool complete(uint8_t pick, int res)
 		}
 	check(t);
 	t->st = ST_COMPLETED;
-	t->res = res;
-	if (t->dsync)
-		op_done(t->op, res);
 	sched_out_init(&o);
-	sched_complete(&h.s, &t->r, res, &o);
+	if (early) {
+		/* S8: no sync ran; the op is as if never issued. */
+		t->res = -EINVAL;
+		if (t->dsync) {
+			h.ops[t->op - 1].withdrawn = true;
+			h.ops[t->op - 1].done = true;
+		}
+		sched_fail(&h.s, &t->r, -EINVAL, &o);
+	} else {
+		t->res = res;
+		if (t->dsync)
+			op_done(t->op, res);
+		sched_complete(&h.s, &t->r, res, &o);
+	}
 	drain(&o);
 	return true;
 }
@@ -363,7 +381,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 2:
 			if (pos < size)
-				complete(data[pos], res);
+				complete(data[pos], res, op & 8);
 			pos++;
 			break;
 		default:
@@ -376,7 +394,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (;;) {
 		bool moved = sync_done(0);
 
-		while (complete(0, 0))
+		while (complete(0, 0, false))
 			moved = true;
 		if (!moved)
 			break;

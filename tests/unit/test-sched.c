@@ -198,6 +198,18 @@ static void h_complete(struct h *h, struct sched_req *r, int res,
 	h_drain(h, &o, file, line);
 }
 
+static void h_fail(struct h *h, struct sched_req *r, int err, const char *file,
+		   int line)
+{
+	struct sched_out o;
+
+	check(h->runs[idx(h, r)] == 1, file, line,
+	      "test bug: failing %s, which was never RUN", h->name[idx(h, r)]);
+	sched_out_init(&o);
+	sched_fail(&h->s, r, err, &o);
+	h_drain(h, &o, file, line);
+}
+
 static void h_sync_done(struct h *h, int res, const char *file, int line)
 {
 	struct sched_out o;
@@ -261,6 +273,7 @@ static void h_finish(struct h *h, const char *file, int line)
 
 #define SUBMIT(h, r) h_submit(h, r, __FILE__, __LINE__)
 #define COMPLETE(h, r, res) h_complete(h, r, res, __FILE__, __LINE__)
+#define FAIL(h, r, err) h_fail(h, r, err, __FILE__, __LINE__)
 #define SYNC_DONE(h, res) h_sync_done(h, res, __FILE__, __LINE__)
 #define EXPECT_RUN(h, r) h_expect(h, EV_RUN, r, 0, false, __FILE__, __LINE__)
 #define EXPECT_RUN_DSYNC(h, r)                                                 \
@@ -997,6 +1010,62 @@ static void test_r5_fua_write_eio_latches(void **st)
 	assert_true(sched_failed(&h.s));
 	SUBMIT(&h, f);
 	EXPECT_REPLY(&h, f, -EIO);
+	H_FINISH(&h);
+}
+
+/*
+ * R5: a FUA request refused before any step that syncs (FAST_ZERO that
+ * cannot be fast: ENOTSUP) is answered with its error and latches nothing:
+ * a later write and flush succeed.
+ */
+static void test_r5_refused_fua_request_does_not_latch(void **st)
+{
+	struct h h;
+	struct sched_req *z, *w, *f;
+
+	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	z = WF(&h, "Z fua fast-zero", 0, 4096, F_FUA);
+	w = W(&h, "W", 0, 4096);
+	f = FL(&h, "F");
+
+	SUBMIT(&h, z);
+	EXPECT_RUN_DSYNC(&h, z);
+	FAIL(&h, z, -ENOTSUP);
+	EXPECT_REPLY(&h, z, -ENOTSUP);
+	assert_false(sched_failed(&h.s));
+	ROUNDTRIP(&h, w);
+	SUBMIT(&h, f);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	assert_false(sched_failed(&h.s));
+	H_FINISH(&h);
+}
+
+/*
+ * R5: a flush whose sync overlapped a FUA request in time waits for it;
+ * when that request is refused without syncing (EINVAL), the flush
+ * retires with its own success, not -EIO.
+ */
+static void test_r5_refused_fua_request_releases_flush(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f;
+
+	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	a = WF(&h, "A fua", 0, 4096, F_FUA);
+	f = FL(&h, "F");
+
+	SUBMIT(&h, a);
+	EXPECT_RUN_DSYNC(&h, a);
+	SUBMIT(&h, f);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_NONE(&h); /* A overlapped F's sync */
+	FAIL(&h, a, -EINVAL);
+	EXPECT_REPLY(&h, f, 0);
+	EXPECT_REPLY(&h, a, -EINVAL);
+	assert_false(sched_failed(&h.s));
 	H_FINISH(&h);
 }
 
@@ -1766,6 +1835,8 @@ int main(void)
 		cmocka_unit_test(test_r5_sync_failure_latches_export),
 		cmocka_unit_test(test_r5_sync_enospc_also_latches),
 		cmocka_unit_test(test_r5_fua_write_eio_latches),
+		cmocka_unit_test(test_r5_refused_fua_request_does_not_latch),
+		cmocka_unit_test(test_r5_refused_fua_request_releases_flush),
 		cmocka_unit_test(test_r5_running_plain_write_keeps_its_result),
 		cmocka_unit_test(
 			test_r5_errseq_flush_waits_for_concurrent_fua_write),
