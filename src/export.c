@@ -28,6 +28,7 @@
 #include "log.h"
 #include "nbd.h"
 #include "size.h"
+#include "zero.h"
 
 static int lock_file(int fd, bool read_only)
 {
@@ -58,6 +59,19 @@ static uint32_t probe_dio_align(int fd, uint32_t *mem_align)
 		return 0;
 	*mem_align = stx.stx_dio_mem_align;
 	return stx.stx_dio_offset_align;
+}
+
+/*
+ * E4: a regular file on tmpfs or ramfs has no device below it.  Only a
+ * regular file: a device node on devtmpfs reports TMPFS_MAGIC too, but
+ * its data lives on the device.
+ */
+static bool is_mem_backed(int fd, const struct stat *st)
+{
+	struct statfs sf;
+
+	return S_ISREG(st->st_mode) && fstatfs(fd, &sf) == 0 &&
+	       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
 static int get_size(int fd, const struct stat *st, uint64_t *size)
@@ -195,16 +209,19 @@ int export_open(const struct export_opts *o, struct export **out, char *err,
 		}
 	}
 	exp->direct = align != 0;
-	{
-		struct statfs sf;
-
-		exp->mem_backed =
-			!exp->direct && fstatfs(fd, &sf) == 0 &&
-			(sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
-	}
+	exp->mem_backed = !exp->direct && is_mem_backed(fd, &st);
 	exp->align = exp->direct ? align : 1;
 	exp->mem_align = exp->direct && mem_align ? mem_align : 1;
+	/* A block device addresses whole logical blocks, buffered or not:
+	   TRIM and fallocate act on those (Z1). */
 	exp->min_block = exp->align;
+	if (S_ISBLK(st.st_mode)) {
+		int lbs = 0;
+
+		if (ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs > 0 &&
+		    (uint32_t)lbs > exp->min_block)
+			exp->min_block = (uint32_t)lbs;
+	}
 	exp->pref_block = exp->align > 4096 ? exp->align : 4096;
 	exp->max_payload = EXPORT_MAX_PAYLOAD;
 	exp->tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
@@ -215,8 +232,7 @@ int export_open(const struct export_opts *o, struct export **out, char *err,
 	else
 		exp->tflags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
 			       NBD_FLAG_SEND_FAST_ZERO;
-	exp->can_punch = true;
-	exp->can_zero_range = true;
+	atomic_init(&exp->zero_caps, ZERO_CAP_PUNCH | ZERO_CAP_ZERO_RANGE);
 
 	exp->name = strdup(o->name);
 	exp->path = strdup(o->path);

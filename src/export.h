@@ -11,6 +11,7 @@
 #define LOOPD_EXPORT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,15 +38,20 @@ struct export
 	uint64_t size; /* bytes */
 	bool read_only;
 	bool direct; /* fd is O_DIRECT */
-	bool mem_backed; /* on tmpfs/ramfs: no device below (E4) */
+	bool mem_backed; /* a regular file on tmpfs/ramfs: no device
+			    below (E4) */
 	uint32_t align; /* O_DIRECT offset/length alignment, else 1 */
 	uint32_t mem_align; /* O_DIRECT memory alignment, else 1 */
 	uint32_t min_block, pref_block, max_payload; /* advertised */
 	uint16_t tflags; /* transmission flags, without SEND_DF */
 
-	/* Capabilities that turn themselves off on EOPNOTSUPP. */
-	bool can_punch; /* FALLOC_FL_PUNCH_HOLE */
-	bool can_zero_range; /* FALLOC_FL_ZERO_RANGE */
+	/* enum zero_cap bits: they only ever turn off, atomically, on the
+	   first EOPNOTSUPP of their own mode (Z6 in zero.c). */
+	atomic_uint zero_caps;
+
+	/* The engine's state for the export's one batch sync in flight
+	   (R1), made once at start so a sync never needs an allocation. */
+	struct syncop *sync_op;
 
 	pthread_mutex_t lock; /* protects sched */
 	struct sched sched;

@@ -55,6 +55,12 @@
  *
  * H8. EXTENDED_HEADERS and unknown options get ERR_UNSUP.
  *
+ * H9. Once the server stops, every option but ABORT gets ERR_SHUTDOWN
+ *     and the connection ends (EXPORT_NAME, which cannot carry an error,
+ *     just ends it).  Admission (A1 in server.c) is taken before the first
+ *     byte of GO's or EXPORT_NAME's answer and given back if that answer
+ *     cannot be sent, so a client that was told "go" is always served.
+ *
  * Logging: each protocol violation by the peer is logged once, on one
  * line; per-option details only with -v (log_verbose).  Client strings are
  * sanitised before they reach a log line or an error message.
@@ -281,12 +287,17 @@ static int opt_export_name(struct hs *hs)
 		return -ENOENT;
 	}
 
+	/* H9: cannot carry an error, so a stopping server just closes. */
+	if (!server_admit(hs->srv))
+		return -ESHUTDOWN;
 	fill_result(hs, exp);
 	n = proto_encode_export_name_reply(buf, exp->size, hs->res->tflags,
 					   hs->no_zeroes);
 	ret = hs_write(hs, buf, n, false);
-	if (ret)
+	if (ret) {
+		server_release(hs->srv);
 		return ret;
+	}
 	if (log_verbose)
 		log_msg("client: transmission on '%s' (EXPORT_NAME)",
 			show(exp->name, strlen(exp->name), s));
@@ -421,18 +432,30 @@ static struct export *find_named_export(struct hs *hs, const char *oname,
 	return exp;
 }
 
+/* H9: the server is stopping; the option is refused, the connection ends. */
+static int refuse_shutdown(struct hs *hs)
+{
+	if (log_verbose)
+		log_msg("client sent %s while the server stops; "
+			"ERR_SHUTDOWN",
+			opt_name(hs->opt));
+	(void)send_error(hs, NBD_REP_ERR_SHUTDOWN, "the server is stopping");
+	return -ESHUTDOWN;
+}
+
+static int send_info_go(struct hs *hs, const struct export *exp, bool want_name,
+			bool want_desc);
+
 /* NBD_OPT_INFO and NBD_OPT_GO (H5). */
 static int opt_info_go(struct hs *hs)
 {
 	const char *oname = opt_name(hs->opt);
 	bool want_name = false, want_desc = false;
-	uint8_t buf[16];
 	struct export *exp;
 	const char *name;
 	char s[SHOW_MAX + 4];
 	uint32_t namelen;
 	uint16_t n_info, i;
-	size_t n;
 	int ret;
 
 	ret = proto_parse_info_opt(hs->data, hs->len, &name, &namelen, &n_info);
@@ -460,6 +483,35 @@ static int opt_info_go(struct hs *hs)
 		}
 	}
 
+	/* H9: admitted before the first byte of GO's answer. */
+	if (hs->opt == NBD_OPT_GO && !server_admit(hs->srv))
+		return refuse_shutdown(hs);
+	ret = send_info_go(hs, exp, want_name, want_desc);
+	if (ret) {
+		if (hs->opt == NBD_OPT_GO)
+			server_release(hs->srv);
+		return ret;
+	}
+	if (hs->opt == NBD_OPT_INFO)
+		return OPT_NEXT;
+
+	fill_result(hs, exp);
+	if (log_verbose)
+		log_msg("client: transmission on '%s' (structured %d, "
+			"base:allocation %d)",
+			show(exp->name, strlen(exp->name), s), hs->structured,
+			hs->res->meta_alloc);
+	return OPT_DONE;
+}
+
+/* The replies to INFO and GO, up to the final ACK (H5). */
+static int send_info_go(struct hs *hs, const struct export *exp, bool want_name,
+			bool want_desc)
+{
+	uint8_t buf[16];
+	size_t n;
+	int ret;
+
 	n = proto_encode_info_export(buf, exp->size,
 				     handshake_tflags(exp, hs->structured));
 	ret = send_reply(hs, NBD_REP_INFO, buf, n);
@@ -485,19 +537,7 @@ static int opt_info_go(struct hs *hs)
 			return ret;
 	}
 
-	ret = send_ack(hs);
-	if (ret)
-		return ret;
-	if (hs->opt == NBD_OPT_INFO)
-		return OPT_NEXT;
-
-	fill_result(hs, exp);
-	if (log_verbose)
-		log_msg("client: transmission on '%s' (structured %d, "
-			"base:allocation %d)",
-			show(exp->name, strlen(exp->name), s), hs->structured,
-			hs->res->meta_alloc);
-	return OPT_DONE;
+	return send_ack(hs);
 }
 
 /* What the queries of a LIST/SET_META_CONTEXT option matched. */
@@ -574,7 +614,7 @@ static int opt_meta_context(struct hs *hs)
 
 static int opt_unsupported(struct hs *hs)
 {
-	/* H7; the data was consumed (H2), so the loop goes on. */
+	/* H8; the data was consumed (H2), so the loop goes on. */
 	if (log_verbose)
 		log_msg("client sent unsupported option %u (%s)", hs->opt,
 			opt_name(hs->opt));
@@ -584,6 +624,12 @@ static int opt_unsupported(struct hs *hs)
 
 static int handle_option(struct hs *hs)
 {
+	/* H9: a stopping server negotiates no further. */
+	if (server_stopping(hs->srv) && hs->opt != NBD_OPT_ABORT) {
+		if (hs->opt == NBD_OPT_EXPORT_NAME)
+			return -ESHUTDOWN;
+		return refuse_shutdown(hs);
+	}
 	/* H7: FORCEDTLS. */
 	if (hs->srv->tls_require && !hs->tls && hs->opt != NBD_OPT_STARTTLS &&
 	    hs->opt != NBD_OPT_ABORT) {

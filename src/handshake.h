@@ -26,9 +26,12 @@ struct hs_result {
  * must end: any negative errno means "close it" (-ECONNRESET when the
  * client went away or sent NBD_OPT_ABORT, -EPROTO when it broke a MUST of
  * the protocol, -ENOENT for an unknown NBD_OPT_EXPORT_NAME, -ENOMEM).
- * -EACCES when TLS is required and the client did not start it.  Never
- * exits the process; logs protocol violations with log_msg().  On success
- * with res->tls set, the caller owns the TLS session (tls_proxy_start).
+ * -EACCES when TLS is required and the client did not start it,
+ * -ESHUTDOWN when the server is stopping (H9).  Never exits the process;
+ * logs protocol violations with log_msg().  On success the connection holds
+ * an admission (server_admit), which the caller hands to the engine or
+ * gives back with server_release(); with res->tls set, the caller owns the
+ * TLS session (tls_proxy_start).
  */
 int handshake_run(int fd, struct server *srv, struct hs_result *res);
 

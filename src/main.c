@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #define MAX_LISTENERS 32
 
 static unsigned int handshake_timeout = 60; /* seconds; 0 = none */
+static unsigned int shutdown_timeout = 10; /* seconds of grace (E6) */
 static mode_t socket_mode = 0600;
 
 struct listener {
@@ -123,6 +125,10 @@ static void usage_serve(FILE *f)
 		"      --handshake-timeout SECS  drop clients that stall in "
 		"negotiation\n"
 		"                          (default 60, 0 = never)\n"
+		"      --shutdown-timeout SECS  on SIGINT/SIGTERM, wait this "
+		"long for clients\n"
+		"                          to take their replies, then close "
+		"them (default 10)\n"
 		"      --tls MODE          off (default), on (offer TLS; "
 		"plaintext allowed) or\n"
 		"                          require (refuse clients that do "
@@ -154,8 +160,14 @@ static void usage_serve(FILE *f)
 		"\n"
 		"Without -f, loopd returns once it is listening. SIGINT or "
 		"SIGTERM stop it:\n"
-		"in-flight requests finish, every export is synced, exit "
-		"status 0.\n");
+		"in-flight requests finish and are answered (a second signal, "
+		"or the end of\n"
+		"--shutdown-timeout, closes the clients that have not taken "
+		"their replies),\n"
+		"every export is synced, and the exit status is 0, or 1 if a "
+		"sync failed\n"
+		"or an export stopped claiming durability after an I/O "
+		"error.\n");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -326,6 +338,7 @@ static void *handshake_thread(void *arg)
 			if (plain < 0) {
 				log_msg("TLS relay: %s", strerror(-plain));
 				atomic_fetch_sub(&srv.n_conns, 1);
+				server_release(&srv);
 				return NULL;
 			}
 			a.fd = plain;
@@ -553,6 +566,99 @@ static void add_export(struct export_opts *o, const char *arg)
 	srv.exports[srv.n_exports++] = exp;
 }
 
+/* Milliseconds of the grace period left after start. */
+static int grace_left(const struct timespec *start)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)shutdown_timeout * 1000 -
+	     ((long long)(now.tv_sec - start->tv_sec) * 1000 +
+	      (now.tv_nsec - start->tv_nsec) / 1000000);
+	return ms < 0 ? 0 : (int)ms;
+}
+
+/*
+ * E6: wait for the workers to finish what is in flight, for at most the
+ * grace period (--shutdown-timeout) or until a second signal; then close
+ * whatever is left.  TLS relays get what remains of the period to pass on
+ * the last replies.
+ */
+static void wait_workers(int sfd)
+{
+	struct pollfd pfd[2] = {{.fd = workers_done_fd(), .events = POLLIN},
+				{.fd = sfd, .events = POLLIN}};
+	struct signalfd_siginfo si;
+	struct timespec start;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		n = poll(pfd, 2, grace_left(&start));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("poll: %s", strerror(errno));
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents) {
+			if (read(sfd, &si, sizeof si) < 0)
+				log_msg("signalfd: %s", strerror(errno));
+			log_msg("second signal: closing %u connections now",
+				server_admitted(&srv));
+		} else {
+			log_msg("grace period of %u s is over: closing %u "
+				"connections that have not taken their "
+				"replies",
+				shutdown_timeout, server_admitted(&srv));
+		}
+		workers_force();
+		if (srv.tls)
+			tls_proxy_abort();
+		break;
+	}
+	workers_join();
+	if (srv.tls && !tls_proxy_drain(grace_left(&start))) {
+		tls_proxy_abort();
+		(void)tls_proxy_drain(1000);
+	}
+}
+
+/*
+ * Sync every export and say which ones no longer claim durability (R5):
+ * after a latch the final fdatasync may "succeed" on data already lost,
+ * so the exit status says it instead.  Returns the exit status.
+ */
+static int finish_exports(void)
+{
+	int status = 0;
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++) {
+		struct export *e = srv.exports[i];
+		int s = export_sync(e);
+		bool latched;
+
+		if (s < 0) {
+			log_msg("%s: fdatasync at exit failed: %s", e->path,
+				strerror(-s));
+			status = 1;
+		}
+		pthread_mutex_lock(&e->lock);
+		latched = sched_failed(&e->sched);
+		pthread_mutex_unlock(&e->lock);
+		if (latched) {
+			log_msg("%s: export \"%s\" latched after a failed sync "
+				"or FUA write (R5): writes acknowledged "
+				"before it may be lost",
+				e->path, e->name);
+			status = 1;
+		}
+	}
+	return status;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	enum {
@@ -563,6 +669,7 @@ static int cmd_serve(int argc, char **argv)
 		OPT_RECORD,
 		OPT_MAXCONN,
 		OPT_HSTIMEOUT,
+		OPT_SHUTDOWNTIMEOUT,
 		OPT_SOCKMODE,
 		OPT_TLS,
 		OPT_TLSCERTS,
@@ -587,6 +694,8 @@ static int cmd_serve(int argc, char **argv)
 		{"record", required_argument, NULL, OPT_RECORD},
 		{"max-connections", required_argument, NULL, OPT_MAXCONN},
 		{"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
+		{"shutdown-timeout", required_argument, NULL,
+		 OPT_SHUTDOWNTIMEOUT},
 		{"socket-mode", required_argument, NULL, OPT_SOCKMODE},
 		{"tls", required_argument, NULL, OPT_TLS},
 		{"tls-certificates", required_argument, NULL, OPT_TLSCERTS},
@@ -697,6 +806,10 @@ static int cmd_serve(int argc, char **argv)
 			handshake_timeout = parse_uint("handshake-timeout",
 						       optarg, 0, 86400);
 			break;
+		case OPT_SHUTDOWNTIMEOUT:
+			shutdown_timeout = parse_uint("shutdown-timeout",
+						      optarg, 0, 86400);
+			break;
 		case OPT_SOCKMODE: {
 			char *end;
 			unsigned long m = strtoul(optarg, &end, 8);
@@ -787,7 +900,9 @@ static int cmd_serve(int argc, char **argv)
 
 		log_msg("serving %s (%s, %s%s) as export \"%s\"%s", e->path,
 			size_format(e->size, sz, sizeof sz),
-			e->direct ? "O_DIRECT" : "buffered",
+			e->direct	? "O_DIRECT"
+			: e->mem_backed ? "buffered, in memory"
+					: "buffered",
 			e->read_only ? ", read-only" : "", e->name,
 			i == 0 ? " (default)" : "");
 	}
@@ -857,8 +972,15 @@ static int cmd_serve(int argc, char **argv)
 				continue;
 			die("poll: %s", strerror(errno));
 		}
-		if (pfd[n_listeners].revents)
+		if (pfd[n_listeners].revents) {
+			struct signalfd_siginfo si;
+
+			/* Taken, so that only a second signal cuts the
+			   grace period short (E6). */
+			if (read(sfd, &si, sizeof si) < 0)
+				log_msg("signalfd: %s", strerror(errno));
 			break;
+		}
 		if (pfd[n_listeners + 1].revents)
 			recorder_ctl_handle(rec);
 		for (i = 0; i < n_listeners; i++)
@@ -866,26 +988,19 @@ static int cmd_serve(int argc, char **argv)
 				accept_one(&listeners[i]);
 	}
 
-	/* Graceful stop. */
-	log_msg("stopping: finishing in-flight requests");
+	/* Graceful stop (E6). */
+	log_msg("stopping: finishing in-flight requests (up to %u s; a "
+		"second signal closes the clients at once)",
+		shutdown_timeout);
+	server_stop(&srv); /* H9: handshakes still going are refused */
 	for (i = 0; i < n_listeners; i++) {
 		close(listeners[i].fd);
 		if (listeners[i].unix_path)
 			unlink(listeners[i].unix_path);
 	}
 	workers_stop();
-	if (srv.tls)
-		tls_proxy_drain(5);
-	r = 0;
-	for (i = 0; i < srv.n_exports; i++) {
-		int s = export_sync(srv.exports[i]);
-
-		if (s < 0) {
-			log_msg("%s: fdatasync at exit failed: %s",
-				srv.exports[i]->path, strerror(-s));
-			r = 1;
-		}
-	}
+	wait_workers(sfd);
+	r = finish_exports();
 	if (rec && recorder_close(rec) < 0) {
 		log_msg("--record %s: could not finish the trace", record);
 		r = 1;

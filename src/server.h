@@ -22,6 +22,17 @@ struct server {
 	atomic_uint n_conns; /* accepted and not yet closed */
 	struct tls_ctx *tls; /* NULL: --tls=off */
 	bool tls_require; /* --tls=require */
+
+	/*
+	 * Admission to transmission (A1-A3 in server.c).  n_admitted counts
+	 * the connections admitted and not yet closed; once stopping is set
+	 * nothing more is admitted.  on_idle, if set, is called when the
+	 * last admitted connection goes while stopping (the engine wakes
+	 * its workers so that they can exit).
+	 */
+	atomic_uint n_admitted;
+	atomic_bool stopping;
+	void (*on_idle)(struct server *srv);
 };
 
 /*
@@ -30,5 +41,21 @@ struct server {
  */
 struct export *server_find_export(struct server *srv, const char *name,
 				  size_t len);
+
+/*
+ * Admit a connection to transmission.  False once the server is stopping:
+ * the caller refuses the client (NBD_REP_ERR_SHUTDOWN, or a close after
+ * EXPORT_NAME).  Each true answer is matched by one server_release() when
+ * the connection ends.  Thread-safe.
+ */
+bool server_admit(struct server *srv);
+void server_release(struct server *srv);
+
+/* Stop admitting.  Thread-safe; called once, by the main thread. */
+void server_stop(struct server *srv);
+bool server_stopping(struct server *srv);
+
+/* Connections admitted and not yet released. */
+unsigned int server_admitted(struct server *srv);
 
 #endif /* LOOPD_SERVER_H */

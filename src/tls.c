@@ -16,6 +16,12 @@
  *     on the worker's end, which then finishes outstanding requests as on
  *     any disconnect.  A client that stops reading blocks only its own
  *     relay and its own connection.
+ * T5. At shutdown the relays get what is left of the grace period to pass
+ *     on the last replies and close_notify; then tls_proxy_abort() shuts
+ *     every client socket down, which ends a relay blocked in a send to a
+ *     client that does not read.
+ * T6. During negotiation the handshake timeout bounds every TLS read and
+ *     write (GNUTLS_E_AGAIN is the timeout expiring, never a retry).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,12 +57,15 @@ struct tls_conn {
 	int plain; /* the relay's end of the socketpair */
 	atomic_int refs; /* relay threads still running */
 	char peer[256]; /* "PSK user NAME", "X.509 DN" or "anonymous" */
+	struct tls_conn *next, *prev; /* in relays, under relay_lock */
 };
 
-/* Relays still running, so shutdown can let them deliver the last replies. */
+/* Relays still running, so shutdown can let them deliver the last replies,
+   or end them once the grace period is over (T5). */
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t relay_cond = PTHREAD_COND_INITIALIZER;
 static unsigned int n_relays;
+static struct tls_conn *relays;
 
 /* --- Credentials --- */
 
@@ -345,6 +354,11 @@ void tls_conn_free(struct tls_conn *c)
 	free(c);
 }
 
+/*
+ * T6: on these blocking sockets GNUTLS_E_AGAIN means that SO_RCVTIMEO or
+ * SO_SNDTIMEO (the handshake timeout) expired: the client stalled, and the
+ * connection ends like any other stalled negotiation.
+ */
 int tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -354,6 +368,8 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
+		if (n == GNUTLS_E_AGAIN)
+			return -ETIMEDOUT; /* T6 */
 		if (n <= 0)
 			return -ECONNRESET;
 		p += n;
@@ -369,8 +385,10 @@ int tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 	while (len > 0) {
 		ssize_t n = gnutls_record_send(c->s, p, len);
 
-		if (n == GNUTLS_E_INTERRUPTED || n == GNUTLS_E_AGAIN)
+		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
+		if (n == GNUTLS_E_AGAIN)
+			return -ETIMEDOUT; /* T6 */
 		if (n <= 0)
 			return -ECONNRESET;
 		p += n;
@@ -385,13 +403,20 @@ static void relay_put(struct tls_conn *c)
 {
 	if (atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
-	close(c->fd);
-	close(c->plain);
-	tls_conn_free(c);
+	/* Off the list before its fd closes: tls_proxy_abort() uses it. */
 	pthread_mutex_lock(&relay_lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		relays = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	if (--n_relays == 0)
 		pthread_cond_broadcast(&relay_cond);
 	pthread_mutex_unlock(&relay_lock);
+	close(c->fd);
+	close(c->plain);
+	tls_conn_free(c);
 }
 
 /* Client -> worker: decrypt each record and pass it on. */
@@ -467,6 +492,11 @@ int tls_proxy_start(struct tls_conn *c, int fd)
 	atomic_init(&c->refs, 2);
 	pthread_mutex_lock(&relay_lock);
 	n_relays++;
+	c->prev = NULL;
+	c->next = relays;
+	if (relays)
+		relays->prev = c;
+	relays = c;
 	pthread_mutex_unlock(&relay_lock);
 
 	pthread_attr_init(&attr);
@@ -496,15 +526,33 @@ fail:
 	return err;
 }
 
-void tls_proxy_drain(unsigned int seconds)
+bool tls_proxy_drain(int ms)
 {
 	struct timespec until;
+	bool done;
 
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += seconds;
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&relay_lock);
 	while (n_relays > 0 &&
 	       pthread_cond_timedwait(&relay_cond, &relay_lock, &until) == 0)
 		;
+	done = n_relays == 0;
+	pthread_mutex_unlock(&relay_lock);
+	return done;
+}
+
+void tls_proxy_abort(void)
+{
+	struct tls_conn *c;
+
+	pthread_mutex_lock(&relay_lock);
+	for (c = relays; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR); /* T5 */
 	pthread_mutex_unlock(&relay_lock);
 }

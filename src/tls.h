@@ -45,7 +45,8 @@ void tls_ctx_free(struct tls_ctx *ctx);
  */
 int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out);
 
-/* Read or write exactly len bytes.  -ECONNRESET on EOF or any error. */
+/* Read or write exactly len bytes.  -ETIMEDOUT when the socket's timeout
+   expired (T6), -ECONNRESET on EOF or any other error. */
 int tls_conn_read(struct tls_conn *c, void *buf, size_t len);
 int tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 
@@ -61,9 +62,13 @@ void tls_conn_free(struct tls_conn *c);
 int tls_proxy_start(struct tls_conn *c, int fd);
 
 /*
- * At shutdown, after the workers closed their connections: wait up to
- * seconds for the relays to pass on the last replies and close_notify.
+ * At shutdown, after the workers closed their connections: wait up to ms
+ * milliseconds for the relays to pass on the last replies and close_notify.
+ * True when none is left.
  */
-void tls_proxy_drain(unsigned int seconds);
+bool tls_proxy_drain(int ms);
+
+/* End every relay now: shut down each client socket (T5). */
+void tls_proxy_abort(void);
 
 #endif /* LOOPD_TLS_H */

@@ -29,6 +29,20 @@
  * E3. Unaligned requests on an O_DIRECT export go through a bounce buffer
  *     (reads) or read-modify-write of the surrounding blocks (writes); the
  *     scheduler keeps RMW exclusive on those blocks (R6).
+ * E4, E5: see docs/design.md (inline I/O on memory-backed files; spreading
+ *     a busy connection's large I/O over every worker).
+ * E6. Shutdown.  A worker exits only once the server is stopping, nothing
+ *     admitted is left (A3 in server.c: no connection lives that could
+ *     hand it a request), and its own syncs and MSG_RINGs have completed.
+ *     So a request that names a worker can never reach an exited one.
+ *     After the grace period (workers_force) every connection is shut
+ *     down: unsent replies are dropped, I/O in flight still completes.
+ * E7. Errors and the latch.  A step that syncs (a write with RWF_DSYNC,
+ *     the fdatasync after a FUA fallocate, a FLUSH's fdatasync) reports
+ *     through sched_complete/sched_sync_done, which latch on error (R5).
+ *     An error found before any such step (a refused argument, a short
+ *     resource, a failed fallocate) goes through sched_fail: it is
+ *     answered to that request and latches nothing.
  */
 #include "worker.h"
 
@@ -59,6 +73,7 @@
 #include "recorder.h"
 #include "sched.h"
 #include "tsan.h"
+#include "zero.h"
 
 #define RING_ENTRIES 512
 #define RXBUF_SIZE (64 * 1024)
@@ -123,7 +138,7 @@ enum step {
 	ST_WRITE, /* one write from buf */
 	ST_RMW_HEAD, /* RMW: read the head block into blk */
 	ST_RMW_TAIL, /* RMW: read the tail block into blk */
-	ST_FALLOC, /* fallocate */
+	ST_FALLOC, /* fallocate: r->zp (zero.c) */
 	ST_ZERO_WRITE, /* writing zeros chunk by chunk */
 	ST_FUA_SYNC, /* fdatasync after a FUA fallocate */
 	ST_FADVISE,
@@ -146,6 +161,8 @@ struct req {
 	size_t io_len, io_done;
 	uint8_t step;
 	bool fast_zero;
+	struct zero_req zr; /* TRIM and WRITE_ZEROES (zero.c) */
+	struct zero_plan zp; /* ... and the step being run */
 	bool recorded; /* its RECV is in the trace: record its REPLY */
 	uint32_t rx_got; /* payload bytes received */
 	size_t held; /* bytes counted in conn->inflight_bytes */
@@ -208,7 +225,7 @@ struct worker {
 	bool disabled; /* created IORING_SETUP_R_DISABLED */
 	int evfd;
 	uint64_t evbuf;
-	pthread_mutex_t lock; /* protects incoming and stop */
+	pthread_mutex_t lock; /* protects incoming, stop and force */
 	struct pending_conn *incoming;
 	bool stop;
 	bool stopping; /* this thread has acted on stop */
@@ -219,6 +236,8 @@ struct worker {
 	struct conn *closeq; /* connections that may have finished */
 	uint8_t *zeros; /* ZERO_CHUNK of zeros, aligned */
 	struct server *srv;
+	bool force; /* workers_force(): the grace period is over (E6) */
+	bool forced; /* this thread has acted on force */
 };
 
 struct pending_conn {
@@ -232,6 +251,8 @@ static struct worker *workers;
 static unsigned int n_workers;
 static atomic_uint next_worker;
 static atomic_uint next_conn_id;
+static atomic_uint n_running; /* worker threads not yet exited */
+static int done_fd = -1; /* eventfd: readable once every worker exited */
 
 /* ---------------------------------------------------------------- */
 /* Ring helpers.                                                     */
@@ -260,6 +281,7 @@ static void queue_reply(struct worker *w, struct req *r);
 static void start_io(struct worker *w, struct req *r);
 static void rx_process(struct conn *c);
 static void want_close(struct conn *c);
+static void conn_abort(struct conn *c);
 
 /* ---------------------------------------------------------------- */
 /* Requests.                                                         */
@@ -387,13 +409,11 @@ static void handle_events(struct worker *w, struct sched_out *o,
 		submit_sync(w, exp);
 }
 
+/* The I/O of r ended with res, after any step that syncs (E7). */
 static void req_complete(struct worker *w, struct req *r, int res)
 {
 	struct export *exp = r->conn->exp;
 	struct sched_out o;
-
-	if (r->conn->w != w)
-		w->pending_ops--; /* E5: a borrowed request is done here */
 	bool latched;
 
 	sched_out_init(&o);
@@ -407,6 +427,19 @@ static void req_complete(struct worker *w, struct req *r, int res)
 			"claims durability until restarted (writes and "
 			"flushes get EIO)",
 			exp->path, strerror(-res));
+	handle_events(w, &o, exp);
+}
+
+/* r failed with err before any step that syncs ran: no latch (E7). */
+static void req_fail(struct worker *w, struct req *r, int err)
+{
+	struct export *exp = r->conn->exp;
+	struct sched_out o;
+
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	sched_fail(&exp->sched, &r->s, err, &o);
+	pthread_mutex_unlock(&exp->lock);
 	handle_events(w, &o, exp);
 }
 
@@ -428,22 +461,22 @@ static void sync_complete(struct worker *w, struct export *exp, int res)
 	handle_events(w, &o, exp);
 }
 
+/*
+ * Issue the export's batch sync (R1).  Its state lives in exp->sync_op,
+ * made at start: the scheduler never runs two at once, and a sync that
+ * cannot start for want of memory would be a lie either way.
+ */
 static void submit_sync(struct worker *w, struct export *exp)
 {
-	struct syncop *op = calloc(1, sizeof *op);
+	struct syncop *op = exp->sync_op;
 	struct io_uring_sqe *sqe;
 	unsigned int delay = 0;
 	int err = 0;
 
-	if (!op) {
-		sync_complete(w, exp, -ENOMEM);
-		return;
-	}
-	op->exp = exp;
+	op->delayed = false;
 	if (unlikely(inject_enabled))
 		inject_match(INJ_SYNC, 0, 0, &delay, &err);
 	if (unlikely(err)) {
-		free(op);
 		if (unlikely(exp->rec))
 			recorder_sync_begin(exp->rec);
 		sync_complete(w, exp, err);
@@ -457,7 +490,6 @@ static void submit_sync(struct worker *w, struct export *exp)
 		 */
 		int res;
 
-		free(op);
 		if (unlikely(exp->rec))
 			recorder_sync_begin(exp->rec);
 		res = fdatasync(exp->fd) < 0 ? -errno : 0;
@@ -494,7 +526,6 @@ static void on_sync_cqe(struct worker *w, struct syncop *op, int res)
 		return;
 	}
 	w->pending_ops--;
-	free(op);
 	sync_complete(w, exp, res);
 }
 
@@ -532,6 +563,10 @@ static void submit_step(struct worker *w, struct req *r)
 		if (r->s.dsync)
 			sqe->rw_flags = RWF_DSYNC;
 		break;
+	case ST_FALLOC:
+		io_uring_prep_fallocate(sqe, exp->fd, r->zp.mode,
+					(off_t)r->zp.off, (off_t)r->zp.len);
+		break;
 	case ST_FUA_SYNC:
 		io_uring_prep_fsync(sqe, exp->fd, IORING_FSYNC_DATASYNC);
 		break;
@@ -555,15 +590,53 @@ static void begin_step(struct worker *w, struct req *r, enum step st,
 	submit_step(w, r);
 }
 
-static void submit_fallocate(struct worker *w, struct req *r, int mode,
-			     uint64_t off, uint64_t len)
+/* The next step of a TRIM or WRITE_ZEROES, as zero.c plans it. */
+static void zero_next(struct worker *w, struct req *r)
 {
-	struct io_uring_sqe *sqe = get_sqe(w);
+	struct export *exp = r->conn->exp;
+	struct zero_geom g = {.min_block = exp->min_block,
+			      .dio_align = exp->align};
 
-	r->step = ST_FALLOC;
-	io_uring_prep_fallocate(sqe, r->conn->exp->fd, mode, (off_t)off,
-				(off_t)len);
-	io_uring_sqe_set_data64(sqe, ud_make(r, TAG_IO));
+	zero_plan(&r->zr, atomic_load(&exp->zero_caps), &g, &r->zp);
+	switch (r->zp.step) {
+	case ZERO_DONE:
+		/* Z4, Z5: refused, no latch; Z1: a TRIM that does nothing */
+		if (r->zp.err)
+			req_fail(w, r, r->zp.err);
+		else
+			req_complete(w, r, 0);
+		return;
+	case ZERO_FALLOC:
+		begin_step(w, r, ST_FALLOC, r->zp.off, r->zp.len);
+		return;
+	case ZERO_WRITE:
+		begin_step(w, r, ST_ZERO_WRITE, r->zp.off, r->zp.len);
+		return;
+	}
+	abort();
+}
+
+/* A fallocate step ended with res. */
+static void on_falloc_cqe(struct worker *w, struct req *r, int res)
+{
+	struct export *exp = r->conn->exp;
+	unsigned int cap;
+	bool retry;
+
+	if (res == 0) {
+		if (r->s.dsync)
+			begin_step(w, r, ST_FUA_SYNC, 0, 0); /* R2 */
+		else
+			req_complete(w, r, 0);
+		return;
+	}
+	cap = zero_after_falloc_error(&r->zr, &r->zp, res, &retry);
+	if (cap) /* Z6: off for good, and only the mode that failed */
+		atomic_fetch_and(&exp->zero_caps, ~cap);
+	if (retry)
+		zero_next(w, r);
+	else
+		req_fail(w, r, res); /* E7: a fallocate does not sync */
 }
 
 static uint64_t align_down(uint64_t v, uint32_t a)
@@ -704,49 +777,26 @@ static void start_io_now(struct worker *w, struct req *r)
 		}
 		begin_step(w, r, ST_WRITE, off, len);
 		return;
-	case NBD_CMD_TRIM: {
-		/* Advisory: trim only whole blocks (NBD allows rounding). */
-		uint64_t lo = align_up(off, exp->align);
-		uint64_t hi = align_down(off + len, exp->align);
-
-		if (!exp->can_punch || hi <= lo) {
-			req_complete(w, r, 0);
-			return;
-		}
-		submit_fallocate(w, r,
-				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, lo,
-				 hi - lo);
-		return;
-	}
+	case NBD_CMD_TRIM:
 	case NBD_CMD_WRITE_ZEROES:
-		if ((r->nr.flags & NBD_CMD_FLAG_NO_HOLE) &&
-		    exp->can_zero_range) {
-			submit_fallocate(w, r, FALLOC_FL_ZERO_RANGE, off, len);
-			return;
-		}
-		if (exp->can_punch) {
-			submit_fallocate(w, r,
-					 FALLOC_FL_PUNCH_HOLE |
-						 FALLOC_FL_KEEP_SIZE,
-					 off, len);
-			return;
-		}
-		if (r->fast_zero) {
-			req_complete(w, r, -ENOTSUP);
-			return;
-		}
-		if (exp->direct && ((off | len) & (uint64_t)(exp->align - 1))) {
-			req_complete(w, r, -EINVAL);
-			return;
-		}
-		begin_step(w, r, ST_ZERO_WRITE, off, len);
+		r->zr = (struct zero_req){
+			.trim = r->nr.type == NBD_CMD_TRIM,
+			.no_hole = r->nr.flags & NBD_CMD_FLAG_NO_HOLE,
+			.fast = r->fast_zero,
+			.off = off,
+			.len = len,
+		};
+		zero_next(w, r);
 		return;
 	case NBD_CMD_CACHE:
 		begin_step(w, r, ST_FADVISE, off, len);
 		return;
 	case NBD_CMD_BLOCK_STATUS:
 		r2 = block_status(r);
-		req_complete(w, r, r2);
+		if (r2 < 0)
+			req_fail(w, r, r2);
+		else
+			req_complete(w, r, 0);
 		return;
 	default:
 		abort();
@@ -806,30 +856,7 @@ static void on_io_cqe(struct worker *w, struct req *r, int res)
 		return;
 	}
 	if (r->step == ST_FALLOC) {
-		/* EOPNOTSUPP is also ENOTSUP on Linux. */
-		if (res == -EOPNOTSUPP || res == -ENODEV) {
-			/*
-			 * This filesystem cannot do it: turn the capability
-			 * off (it never comes back) and take the fallback.
-			 */
-			if (r->nr.type == NBD_CMD_TRIM) {
-				exp->can_punch = false;
-				req_complete(w, r, 0);
-				return;
-			}
-			if ((r->nr.flags & NBD_CMD_FLAG_NO_HOLE) &&
-			    exp->can_zero_range)
-				exp->can_zero_range = false;
-			else
-				exp->can_punch = false;
-			start_io_now(w, r);
-			return;
-		}
-		if (res == 0 && r->s.dsync) {
-			begin_step(w, r, ST_FUA_SYNC, 0, 0);
-			return;
-		}
-		req_complete(w, r, res);
+		on_falloc_cqe(w, r, res);
 		return;
 	}
 	if (r->step == ST_FUA_SYNC || r->step == ST_FADVISE) {
@@ -1013,11 +1040,9 @@ static void on_send_cqe(struct worker *w, struct conn *c, int res)
 	if (res == -EAGAIN || res == -EINTR) {
 		res = 0;
 	} else if (res < 0) {
-		if (res != -EPIPE && res != -ECONNRESET)
+		if (res != -EPIPE && res != -ECONNRESET && !c->w->forced)
 			log_msg("conn %u: send: %s", c->id, strerror(-res));
-		c->dead = true;
-		c->rx_eof = true;
-		shutdown(c->fd, SHUT_RDWR);
+		conn_abort(c);
 		free_sending(c);
 		while (c->tx_head) {
 			struct req *r = c->tx_head;
@@ -1081,7 +1106,9 @@ static void reply_error(struct conn *c, const struct nbd_request *nr, int err)
 	struct req *r = req_alloc(c);
 
 	if (!r) {
-		c->rx_eof = c->dead = true;
+		log_msg("conn %u: out of memory for a reply; disconnecting",
+			c->id);
+		conn_abort(c);
 		return;
 	}
 	r->nr = *nr;
@@ -1286,10 +1313,7 @@ static void rx_process(struct conn *c)
 		if (proto_decode_request(c->rxbuf + c->rx_start, &nr) < 0) {
 			log_msg("conn %u: bad request magic; disconnecting",
 				c->id);
-			c->rx_eof = true;
-			c->dead = true;
-			shutdown(c->fd, SHUT_RDWR);
-			want_close(c);
+			conn_abort(c);
 			return;
 		}
 		c->rx_start += PROTO_REQUEST_SIZE;
@@ -1341,6 +1365,19 @@ again:
 /* Connections.                                                      */
 
 /*
+ * The connection is beyond use (a broken stream, a send error, no memory,
+ * the end of the grace period): stop reading, drop the replies still to
+ * send, and close once the requests in flight have completed.
+ */
+static void conn_abort(struct conn *c)
+{
+	c->dead = true;
+	c->rx_eof = true;
+	shutdown(c->fd, SHUT_RDWR);
+	want_close(c);
+}
+
+/*
  * Connections are freed only from the loop (close_finished), never from
  * inside a handler that may still use them.
  */
@@ -1382,6 +1419,15 @@ static void conn_maybe_close(struct conn *c)
 	}
 	free(c->rxbuf);
 	free(c);
+	server_release(w->srv); /* E6: may let every worker exit */
+}
+
+/* A connection admitted by the handshake will not be served after all. */
+static void pending_drop(struct server *srv, int fd)
+{
+	close(fd);
+	atomic_fetch_sub(&srv->n_conns, 1);
+	server_release(srv);
 }
 
 static void conn_start(struct worker *w, struct pending_conn *p)
@@ -1392,8 +1438,7 @@ static void conn_start(struct worker *w, struct pending_conn *p)
 	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
 		log_msg("out of memory for a new connection");
 		free(c);
-		close(p->fd);
-		atomic_fetch_sub(&w->srv->n_conns, 1);
+		pending_drop(w->srv, p->fd);
 		return;
 	}
 	c->w = w;
@@ -1438,7 +1483,8 @@ static void arm_evfd(struct worker *w)
 static void on_evfd(struct worker *w)
 {
 	struct pending_conn *p, *next;
-	bool stop;
+	bool stop, force;
+	struct conn *c;
 
 	if (read(w->evfd, &w->evbuf, sizeof w->evbuf) < 0 && errno != EAGAIN)
 		log_msg("worker %u: eventfd: %s", w->idx, strerror(errno));
@@ -1446,24 +1492,27 @@ static void on_evfd(struct worker *w)
 	p = w->incoming;
 	w->incoming = NULL;
 	stop = w->stop;
+	force = w->force;
 	pthread_mutex_unlock(&w->lock);
 	for (; p; p = next) {
 		next = p->next;
-		if (stop) {
-			close(p->fd);
-			atomic_fetch_sub(&w->srv->n_conns, 1);
-		} else {
+		if (stop)
+			pending_drop(w->srv, p->fd);
+		else
 			conn_start(w, p);
-		}
 		free(p);
 	}
 	if (stop && !w->stopping) {
-		struct conn *c;
-
 		w->stopping = true;
-		/* Stop reading: pending recvs return 0 (E: shutdown). */
+		/* E6: stop reading; pending recvs return 0. */
 		for (c = w->conns; c; c = c->next)
 			shutdown(c->fd, SHUT_RD);
+	}
+	if (force && !w->forced) {
+		w->forced = true;
+		/* E6: the grace period is over. */
+		for (c = w->conns; c; c = c->next)
+			conn_abort(c);
 	}
 	arm_evfd(w);
 }
@@ -1514,11 +1563,8 @@ static void drain_runq(struct worker *w)
 		if (!w->runq_head)
 			w->runq_tail = NULL;
 		if (r->s.action == SCHED_RUN) {
-			/* E5: this worker must not exit while it runs I/O for
-			 * another worker's connection. */
-			if (r->conn->w != w)
-				w->pending_ops++;
-			start_io(w, r);
+			start_io(w,
+				 r); /* maybe another worker's request (E5) */
 		} else {
 			queue_reply(w, r);
 		}
@@ -1574,7 +1620,9 @@ static void *worker_main(void *arg)
 		drain_runq(w);
 		flush_dirty(w);
 		close_finished(w);
-		if (w->stopping && !w->conns && !w->pending_ops)
+		/* E6 */
+		if (w->stopping && !w->conns && !w->pending_ops &&
+		    server_admitted(w->srv) == 0)
 			break;
 		r = io_uring_submit_and_wait(&w->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
@@ -1591,7 +1639,24 @@ static void *worker_main(void *arg)
 		}
 		io_uring_cq_advance(&w->ring, n);
 	}
+	if (atomic_fetch_sub(&n_running, 1) == 1) {
+		uint64_t one = 1;
+
+		if (write(done_fd, &one, sizeof one) < 0)
+			log_msg("workers: eventfd: %s", strerror(errno));
+	}
 	return NULL;
+}
+
+static void wake(struct worker *w);
+
+/* A3, E6: the last admitted connection went while stopping. */
+static void wake_all(struct server *srv)
+{
+	unsigned int i;
+
+	for (i = 0; i < n_workers; i++)
+		wake(&workers[i]);
 }
 
 int workers_start(struct server *srv)
@@ -1603,6 +1668,16 @@ int workers_start(struct server *srv)
 	workers = calloc(n_workers, sizeof *workers);
 	if (!workers)
 		return -ENOMEM;
+	for (i = 0; i < srv->n_exports; i++) {
+		srv->exports[i]->sync_op = calloc(1, sizeof(struct syncop));
+		if (!srv->exports[i]->sync_op)
+			return -ENOMEM;
+		srv->exports[i]->sync_op->exp = srv->exports[i];
+	}
+	done_fd = eventfd(0, EFD_CLOEXEC);
+	if (done_fd < 0)
+		return -errno;
+	srv->on_idle = wake_all;
 	for (i = 0; i < n_workers; i++) {
 		struct worker *w = &workers[i];
 		struct io_uring_params p = {0};
@@ -1639,10 +1714,13 @@ int workers_start(struct server *srv)
 		memset(w->zeros, 0, ZERO_CHUNK);
 	}
 	for (i = 0; i < n_workers; i++) {
+		atomic_fetch_add(&n_running, 1);
 		r = pthread_create(&workers[i].thread, NULL, worker_main,
 				   &workers[i]);
-		if (r)
+		if (r) {
+			atomic_fetch_sub(&n_running, 1);
 			return -r;
+		}
 	}
 	return 0;
 }
@@ -1662,8 +1740,7 @@ void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
 	struct pending_conn *p = calloc(1, sizeof *p);
 
 	if (!p) {
-		close(fd);
-		atomic_fetch_sub(&workers[0].srv->n_conns, 1);
+		pending_drop(workers[0].srv, fd);
 		return;
 	}
 	p->fd = fd;
@@ -1676,16 +1753,43 @@ void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
 	wake(w);
 }
 
-void workers_stop(void)
+/* Tell every worker to stop (or, with force, to end the grace period). */
+static void tell_all(bool force)
 {
 	unsigned int i;
 
 	for (i = 0; i < n_workers; i++) {
-		pthread_mutex_lock(&workers[i].lock);
-		workers[i].stop = true;
-		pthread_mutex_unlock(&workers[i].lock);
-		wake(&workers[i]);
+		struct worker *w = &workers[i];
+
+		pthread_mutex_lock(&w->lock);
+		if (force)
+			w->force = true;
+		else
+			w->stop = true;
+		pthread_mutex_unlock(&w->lock);
+		wake(w);
 	}
+}
+
+void workers_stop(void)
+{
+	tell_all(false);
+}
+
+void workers_force(void)
+{
+	tell_all(true);
+}
+
+int workers_done_fd(void)
+{
+	return done_fd;
+}
+
+void workers_join(void)
+{
+	unsigned int i;
+
 	for (i = 0; i < n_workers; i++)
 		pthread_join(workers[i].thread, NULL);
 }

@@ -14,14 +14,22 @@ int workers_start(struct server *srv);
 
 /*
  * Hand a connection that finished its handshake to a worker.  Called from
- * handshake threads.  Takes ownership of fd (closes it if stopping).
+ * handshake threads.  Takes ownership of fd and of the connection's
+ * admission (server_admit), which is released when the connection closes.
  */
 void workers_add_conn(int fd, const struct hs_result *hs, bool tcp);
 
 /*
- * Graceful stop: stop reading requests, finish the ones in flight, send
- * their replies, close every connection, join the threads.
+ * Shutdown (E6): workers_stop() makes every worker stop reading requests,
+ * finish the ones in flight and send their replies; each worker exits once
+ * no admitted connection is left.  workers_done_fd() becomes readable when
+ * all have exited.  workers_force() ends the grace period: every remaining
+ * connection is shut down, its unsent replies dropped (I/O in flight still
+ * completes).  workers_join() waits for the threads.
  */
 void workers_stop(void);
+void workers_force(void);
+int workers_done_fd(void);
+void workers_join(void);
 
 #endif

@@ -17,6 +17,16 @@
 #                          default export); stderr in $TMP/NAME.log;
 #                          stopped (SIGTERM, bounded wait) at exit
 #   stop_server PID        SIGTERM, then wait (10 s) for it to exit
+#   start_fg NAME ARGS     "loopd serve --foreground" in the background of
+#                          this shell, on $TMP/NAME.sock; sets $fg_pid,
+#                          $socket and $uri; returns once it listens
+#   exit_status PID [S]    wait (bounded, S s, default 10) for a start_fg
+#                          server to exit; sets $status and $elapsed (s)
+#   wait_log FILE RE [S]   wait (bounded, S s, default 10) for a line
+#                          matching RE in FILE (a server's log)
+#   make_pki DIR           a CA, DIR/srv (server-cert.pem, server-key.pem,
+#                          ca-cert.pem) and DIR/cli (client-cert.pem,
+#                          client-key.pem, ca-cert.pem), with certtool
 #   on_exit CMD...         run CMD at exit, before the servers are stopped
 #   cli_error RE CMD...    CMD fails with one line on stderr matching RE
 #
@@ -174,6 +184,91 @@ start_server() {
 	[[ -S $sock ]] || fail "server $pid returned before listening on $sock"
 	socket=$sock
 	uri="nbd+unix:///?socket=$sock"
+}
+
+# start_fg NAME ARGS...: a foreground server in the background of this
+# shell (so "wait" gives its exit status); sets fg_pid, socket and uri.
+start_fg() {
+	local name=$1
+	shift
+	# Background jobs of a script start with SIGINT ignored: undo that.
+	env --default-signal=INT "$LOOPD" serve --foreground \
+		-U "$TMP/$name.sock" --pidfile "$TMP/$name.pid" "$@" \
+		</dev/null 2>"$TMP/$name.log" &
+	fg_pid=$!
+	server_pids+=("$fg_pid")
+	# Readiness: the pidfile is written once the server listens (bounded).
+	for _ in $(seq 100); do
+		[[ -s $TMP/$name.pid && -S $TMP/$name.sock ]] && break
+		kill -0 "$fg_pid" 2>/dev/null || fail "server exited at start"
+		sleep 0.1
+	done
+	[[ -S $TMP/$name.sock ]] || fail "server not listening after 10 s"
+	[[ $(<"$TMP/$name.pid") == "$fg_pid" ]] || fail "pidfile is wrong"
+	socket=$TMP/$name.sock
+	uri="nbd+unix:///?socket=$socket"
+}
+
+# exit_status PID [SECONDS]: wait (bounded) for a start_fg server; set
+# $status to its exit status and $elapsed to the seconds it took.  (Not in
+# a subshell: only this shell can wait for it.)
+exit_status() {
+	local t0=$EPOCHREALTIME i limit=$((${2:-10} * 100))
+	for ((i = 0; i < limit; i++)); do
+		proc_running "$1" || break
+		sleep 0.01 # polling a process's exit, bounded
+	done
+	proc_running "$1" && fail "server $1 still running ${2:-10} s after the signal"
+	status=0
+	wait "$1" || status=$?
+	elapsed=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+}
+
+# wait_log FILE REGEX [SECONDS]: wait (bounded) until FILE has a matching
+# line: a server's own word that it reached a state.
+wait_log() {
+	local i limit=$((${3:-10} * 100))
+	for ((i = 0; i < limit; i++)); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		sleep 0.01 # polling a log file, bounded
+	done
+	fail "no line matching /$2/ in $1 after ${3:-10} s"
+}
+
+# mkcert OUT KEY CA CAKEY TEMPLATE-LINES...: a key and a certificate from
+# certtool, self-signed when CA is "self".
+mkcert() {
+	local out=$1 key=$2 ca=$3 cakey=$4
+	shift 4
+	printf '%s\n' "$@" 'expiration_days = 7' >"$out.tmpl"
+	certtool --generate-privkey --key-type=ecdsa --outfile "$key" 2>/dev/null
+	if [[ $ca == self ]]; then
+		certtool --generate-self-signed --load-privkey "$key" \
+			--template "$out.tmpl" --outfile "$out" 2>/dev/null
+	else
+		certtool --generate-certificate --load-privkey "$key" \
+			--load-ca-certificate "$ca" --load-ca-privkey "$cakey" \
+			--template "$out.tmpl" --outfile "$out" 2>/dev/null
+	fi
+	[[ -s $out ]] || fail "certtool could not make $out"
+}
+server_tmpl=('cn = "localhost"' 'dns_name = "localhost"'
+	'ip_address = "127.0.0.1"' tls_www_server encryption_key signing_key)
+client_tmpl=('cn = "loopd test client"' tls_www_client encryption_key
+	signing_key)
+
+# make_pki DIR: a CA and, from it, DIR/srv and DIR/cli (see the top).
+make_pki() {
+	local C=$1
+	mkdir -p "$C"/{srv,cli}
+	mkcert "$C/ca.pem" "$C/ca-key.pem" self - 'cn = "loopd test CA"' ca \
+		cert_signing_key
+	mkcert "$C/srv/server-cert.pem" "$C/srv/server-key.pem" "$C/ca.pem" \
+		"$C/ca-key.pem" "${server_tmpl[@]}"
+	mkcert "$C/cli/client-cert.pem" "$C/cli/client-key.pem" "$C/ca.pem" \
+		"$C/ca-key.pem" "${client_tmpl[@]}"
+	cp "$C/ca.pem" "$C/srv/ca-cert.pem"
+	cp "$C/ca.pem" "$C/cli/ca-cert.pem"
 }
 
 # cli_error WANT-REGEX CMD...: CMD must fail with exactly one line on

@@ -34,6 +34,7 @@ def connect(uri, strict=True):
     if not strict:
         h.set_strict_mode(0)
     h.add_meta_context("base:allocation")
+    h.set_uri_allow_local_file(True)  # tls-certificates=DIR in test URIs
     h.connect_uri(uri)
     return h
 

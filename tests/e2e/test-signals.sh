@@ -6,36 +6,6 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 
-# start_fg NAME ARGS...: a foreground server in the background of this
-# shell (so "wait" gives its exit status); sets fg_pid and uri.
-start_fg() {
-	local name=$1
-	shift
-	# Background jobs of a script start with SIGINT ignored: undo that.
-	env --default-signal=INT "$LOOPD" serve --foreground \
-		-U "$TMP/$name.sock" --pidfile "$TMP/$name.pid" "$@" \
-		</dev/null 2>"$TMP/$name.log" &
-	fg_pid=$!
-	server_pids+=("$fg_pid")
-	# Readiness: the pidfile is written once the server listens (bounded).
-	for _ in $(seq 100); do
-		[[ -s $TMP/$name.pid && -S $TMP/$name.sock ]] && break
-		kill -0 "$fg_pid" 2>/dev/null || fail "server exited at start"
-		sleep 0.1
-	done
-	[[ -S $TMP/$name.sock ]] || fail "server not listening after 10 s"
-	[[ $(<"$TMP/$name.pid") == "$fg_pid" ]] || fail "pidfile is wrong"
-	uri="nbd+unix:///?socket=$TMP/$name.sock"
-}
-
-# exit_status PID: wait (bounded) for the foreground server; set $status to
-# its exit status.  (Not in a subshell: only this shell can wait for it.)
-exit_status() {
-	wait_exit "$1" || fail "server $1 still running 10 s after the signal"
-	status=0
-	wait "$1" || status=$?
-}
-
 check "SIGTERM with a write in flight: it completes, exit status 0"
 # Writes to 8M..9M are delayed by 1 s, so one is in flight at the signal.
 start_fg term --size 16M --inject 'delay=1000:write@8M-9M' "$TMP/disk.img"

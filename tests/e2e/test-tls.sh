@@ -21,36 +21,9 @@ requires certtool psktool nbdinfo nbdcopy nbdsh qemu-img
 # rogue CA with its own client and server certificates.  Client dirs:
 # cli (the CA's client certificate), nocert (none), rogue-cli (one from
 # the rogue CA), distrust (trusts only the rogue CA). ---
-mkcert() { # mkcert OUT KEY CA CAKEY TEMPLATE-LINES...
-	local out=$1 key=$2 ca=$3 cakey=$4
-	shift 4
-	printf '%s\n' "$@" 'expiration_days = 7' >"$out.tmpl"
-	certtool --generate-privkey --key-type=ecdsa --outfile "$key" 2>/dev/null
-	if [[ $ca == self ]]; then
-		certtool --generate-self-signed --load-privkey "$key" \
-			--template "$out.tmpl" --outfile "$out" 2>/dev/null
-	else
-		certtool --generate-certificate --load-privkey "$key" \
-			--load-ca-certificate "$ca" --load-ca-privkey "$cakey" \
-			--template "$out.tmpl" --outfile "$out" 2>/dev/null
-	fi
-	[[ -s $out ]] || fail "certtool could not make $out"
-}
-server_tmpl=('cn = "localhost"' 'dns_name = "localhost"'
-	'ip_address = "127.0.0.1"' tls_www_server encryption_key signing_key)
-client_tmpl=('cn = "loopd test client"' tls_www_client encryption_key
-	signing_key)
-
 C=$TMP/creds
-mkdir -p "$C"/{srv,cli,nocert,rogue-cli,rogue-srv,distrust}
-mkcert "$C/ca.pem" "$C/ca-key.pem" self - 'cn = "loopd test CA"' ca \
-	cert_signing_key
-mkcert "$C/srv/server-cert.pem" "$C/srv/server-key.pem" "$C/ca.pem" \
-	"$C/ca-key.pem" "${server_tmpl[@]}"
-mkcert "$C/cli/client-cert.pem" "$C/cli/client-key.pem" "$C/ca.pem" \
-	"$C/ca-key.pem" "${client_tmpl[@]}"
-cp "$C/ca.pem" "$C/srv/ca-cert.pem"
-cp "$C/ca.pem" "$C/cli/ca-cert.pem"
+make_pki "$C"
+mkdir -p "$C"/{nocert,rogue-cli,rogue-srv,distrust}
 cp "$C/ca.pem" "$C/nocert/ca-cert.pem"
 mkcert "$C/rogue-ca.pem" "$C/rogue-ca-key.pem" self - 'cn = "rogue CA"' ca \
 	cert_signing_key

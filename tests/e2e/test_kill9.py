@@ -2,6 +2,11 @@
 """test_kill9.py: the client side of test-kill9.sh.
 
   test_kill9.py load URI LOG READY N    write until the server dies
+  test_kill9.py term URI LOG READY N    the same, for a server stopped by
+                                        SIGTERM (test-shutdown-soak): one
+                                        more connection writes 64-256 KiB
+                                        at queue depth 16, and no write
+                                        need be in flight at the end
   test_kill9.py verify URI LOG          check the export against LOG
   test_kill9.py tamper URI LOG KIND     break one logged block (stale or
                                         garbage), to show verify fails, or
@@ -93,8 +98,9 @@ def describe(buf):
 
 
 class Load:
-    def __init__(self, uri, log_path, ready_path, n_ready):
+    def __init__(self, uri, log_path, ready_path, n_ready, term=False):
         self.uri = uri
+        self.term = term
         self.lock = threading.Lock()
         self.log = open(log_path, "w")
         self.ready_path = ready_path
@@ -130,18 +136,18 @@ class Load:
         self.errors.append(f"{what}: {ename(err)}"
                            + ("" if self.ready else " before READY"))
 
-    def pick(self):
+    def pick(self, max_blocks):
         # With self.lock held: a free run of blocks, or None.
-        n = self.rng.randint(1, MAX_BLOCKS)
+        n = self.rng.randint(max(1, max_blocks // 4), max_blocks)
         for _ in range(16):
             b = self.rng.randrange(self.nblocks - n + 1)
             if not any(x in self.busy for x in range(b, b + n)):
                 return b, n
         return None
 
-    def send_write(self, h):
+    def send_write(self, h, max_blocks):
         with self.lock:
-            p = self.pick()
+            p = self.pick(max_blocks)
             if p is None:
                 return False
             b, n = p
@@ -209,14 +215,14 @@ class Load:
 
         h.aio_flush(completion=done)
 
-    def conn(self):
+    def conn(self, qd=QD, max_blocks=MAX_BLOCKS):
         h = connect(self.uri)
         deadline = time.monotonic() + MAX_SECONDS
         writes = 0
         try:
             while time.monotonic() < deadline:
-                while h.aio_in_flight() < QD:
-                    if not self.send_write(h):
+                while h.aio_in_flight() < qd:
+                    if not self.send_write(h, max_blocks):
                         break
                     writes += 1
                     if writes % FLUSH_EVERY == 0:
@@ -235,6 +241,11 @@ class Load:
 
     def run(self):
         threads = [threading.Thread(target=self.conn) for _ in range(CONNS)]
+        if self.term:
+            # Large writes, many in flight: their I/O is spread over the
+            # workers (E5) when the stop comes.
+            threads.append(threading.Thread(target=self.conn,
+                                            args=(16, 64)))
         for t in threads:
             t.start()
         for t in threads:
@@ -250,7 +261,7 @@ class Load:
                 print("client error:", e, file=sys.stderr)
             if self.errors:
                 fail(f"{len(self.errors)} unexpected errors")
-            if c["sent"] == c["acked"]:
+            if c["sent"] == c["acked"] and not self.term:
                 fail("no write was in flight when the server died")
 
 
@@ -398,8 +409,9 @@ def tamper(uri, log_path, kind):
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    if mode == "load":
-        Load(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])).run()
+    if mode in ("load", "term"):
+        Load(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]),
+             term=mode == "term").run()
     elif mode == "verify":
         verify(sys.argv[2], sys.argv[3])
     elif mode == "tamper":
