@@ -32,15 +32,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "export.h"
-#include "handshake.h"
-#include "inject.h"
-#include "log.h"
-#include "recorder.h"
-#include "sched.h"
-#include "server.h"
-#include "size.h"
-#include "worker.h"
+#include "engine/export.h"
+#include "nbd/handshake.h"
+#include "engine/inject.h"
+#include "util/log.h"
+#include "trace/recorder.h"
+#include "engine/sched.h"
+#include "serve/server.h"
+#include "util/size.h"
+#include "engine/worker.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10809"
 #define MAX_LISTENERS 32

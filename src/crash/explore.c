@@ -64,9 +64,9 @@
 #include <unistd.h>
 
 #include "crash/states.h"
-#include "crash/tracefile.h"
-#include "recorder.h"
-#include "trace.h"
+#include "trace/tracefile.h"
+#include "trace/recorder.h"
+#include "trace/trace.h"
 
 #define QUEUE_CAP 64
 #define CHUNK (64 * 1024)

@@ -60,7 +60,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "nbd.h"
+#include "nbd/nbd.h"
 
 /* S4: the whole min_block blocks inside a TRIM's range.  False if none. */
 static bool trim_inner(const struct trace_header *h, uint64_t *off,

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trace.h"
+#include "trace/trace.h"
 
 enum crash_model {
 	CRASH_CONTRACT, /* the NBD contract: FLUSH covers replied writes */

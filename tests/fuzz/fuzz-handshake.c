@@ -59,12 +59,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "export.h"
-#include "handshake.h"
-#include "log.h"
-#include "nbd.h"
-#include "proto.h"
-#include "server.h"
+#include "engine/export.h"
+#include "nbd/handshake.h"
+#include "util/log.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
+#include "serve/server.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -44,8 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nbd.h"
-#include "proto.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

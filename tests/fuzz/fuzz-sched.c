@@ -51,7 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "engine/sched.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -24,8 +24,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "nbd.h"
-#include "proto.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MiB (1024u * 1024u)

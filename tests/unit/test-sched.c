@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sched.h"
+#include "engine/sched.h"
 
 #define MAX_REQS 32
 #define MAX_EVENTS 128

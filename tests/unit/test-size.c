@@ -19,7 +19,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "size.h"
+#include "util/size.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 

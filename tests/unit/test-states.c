@@ -30,8 +30,8 @@
 #include <string.h>
 
 #include "crash/states.h"
-#include "nbd.h"
-#include "trace.h"
+#include "nbd/nbd.h"
+#include "trace/trace.h"
 
 #define UNIT 512
 #define MAXREC 256

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nbd.h"
-#include "trace.h"
+#include "nbd/nbd.h"
+#include "trace/trace.h"
 
 struct buf {
 	uint8_t *p;

@@ -17,7 +17,7 @@
 #include <linux/falloc.h>
 #include <stdio.h>
 
-#include "zero.h"
+#include "backend/zero.h"
 
 #define PUNCH ZERO_CAP_PUNCH
 #define ZR ZERO_CAP_ZERO_RANGE

@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "export.h"
-#include "proto.h"
+#include "engine/export.h"
+#include "nbd/proto.h"
 
 struct recorder;
 

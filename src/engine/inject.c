@@ -4,7 +4,7 @@
  * make reordering, slow syncs and I/O errors happen on demand, so that no
  * test needs to sleep to provoke a race.
  */
-#include "inject.h"
+#include "engine/inject.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "size.h"
+#include "util/size.h"
 
 #define MAX_RULES 16
 

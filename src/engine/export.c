@@ -11,7 +11,7 @@
  *    for read-only exports) on the whole file.  Two servers writing one
  *    file would break every durability promise, so this is an error.
  */
-#include "export.h"
+#include "engine/export.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,10 +25,10 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "nbd.h"
-#include "size.h"
-#include "zero.h"
+#include "util/log.h"
+#include "nbd/nbd.h"
+#include "util/size.h"
+#include "backend/zero.h"
 
 static int lock_file(int fd, bool read_only)
 {

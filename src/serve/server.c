@@ -15,7 +15,7 @@
  *     nothing admitted is left (E6 in worker.c): while a connection lives,
  *     any worker may still be handed one of its requests.
  */
-#include "server.h"
+#include "serve/server.h"
 
 #include <string.h>
 

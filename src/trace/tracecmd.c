@@ -17,11 +17,11 @@
 #include <unistd.h>
 
 #include "crash/states.h"
-#include "crash/tracefile.h"
-#include "nbd.h"
-#include "proto.h"
-#include "recorder.h"
-#include "trace.h"
+#include "trace/tracefile.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
+#include "trace/recorder.h"
+#include "trace/trace.h"
 
 static void usage_trace(FILE *f)
 {

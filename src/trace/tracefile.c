@@ -12,7 +12,7 @@
  *     extents are copied, so a sparse 1 TiB export with 10 MiB of data
  *     costs 10 MiB.
  */
-#include "crash/tracefile.h"
+#include "trace/tracefile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -29,7 +29,7 @@
  *     to nothing).  EAGAIN and EINTR mean "again, the same step".  Any
  *     other error is the request's answer.
  */
-#include "zero.h"
+#include "backend/zero.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "size.h"
+#include "util/size.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sched.h"
+#include "engine/sched.h"
 
 enum cache_mode { CACHE_DIRECT, CACHE_BUFFERED };
 

@@ -19,7 +19,7 @@
  * The first record that breaks a rule ends the valid prefix; the caller
  * reports how many bytes were dropped and keeps everything before.
  */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "server.h"
-#include "tls.h"
+#include "serve/server.h"
+#include "serve/tls.h"
 
 struct hs_result {
 	struct export *exp; /* the export chosen by GO / EXPORT_NAME */

@@ -44,7 +44,7 @@
  *     resource, a failed fallocate) goes through sched_fail: it is
  *     answered to that request and latches nothing.
  */
-#include "worker.h"
+#include "engine/worker.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -66,14 +66,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "inject.h"
-#include "log.h"
-#include "nbd.h"
-#include "proto.h"
-#include "recorder.h"
-#include "sched.h"
-#include "tsan.h"
-#include "zero.h"
+#include "engine/inject.h"
+#include "util/log.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
+#include "trace/recorder.h"
+#include "engine/sched.h"
+#include "engine/tsan.h"
+#include "backend/zero.h"
 
 #define RING_ENTRIES 512
 #define RXBUF_SIZE (64 * 1024)

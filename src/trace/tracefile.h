@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trace.h"
+#include "trace/trace.h"
 
 struct tracefile {
 	const uint8_t *map; /* the whole file, read-only */

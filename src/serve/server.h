@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "export.h"
-#include "tls.h"
+#include "engine/export.h"
+#include "serve/tls.h"
 
 struct server {
 	struct export **exports; /* exports[0] is the default export */

@@ -40,9 +40,9 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "log.h"
-#include "sockio.h"
-#include "tls.h"
+#include "util/log.h"
+#include "util/io.h"
+#include "serve/tls.h"
 
 struct tls_ctx {
 	gnutls_certificate_credentials_t x509; /* NULL without cert_dir */
@@ -433,7 +433,7 @@ static void *relay_in(void *arg)
 		if (n < 0 && log_verbose && n != GNUTLS_E_PREMATURE_TERMINATION)
 			log_msg("TLS: %s: %s", c->peer,
 				gnutls_strerror((int)n));
-		if (n <= 0 || sock_write_full(c->plain, buf, (size_t)n, 0) < 0)
+		if (n <= 0 || send_full(c->plain, buf, (size_t)n, 0) < 0)
 			break;
 	}
 	free(buf);

@@ -39,7 +39,7 @@
  *     after a hole.  If even that fails, the trace has no END and reads as
  *     one whose server was killed.
  */
-#include "recorder.h"
+#include "trace/recorder.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,10 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crash/tracefile.h"
-#include "log.h"
-#include "nbd.h"
-#include "trace.h"
+#include "trace/tracefile.h"
+#include "util/log.h"
+#include "nbd/nbd.h"
+#include "trace/trace.h"
 
 #define CTL_LINE_MAX 4096
 #define TBUF_SIZE (1 << 20)

@@ -19,13 +19,13 @@
  * so that a request breaking several rules at once always gets the same
  * answer, and the most useful one.
  */
-#include "proto.h"
+#include "nbd/proto.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
 
-#include "nbd.h"
+#include "nbd/nbd.h"
 
 /* Longest string the spec allows on the wire (error messages, names). */
 #define PROTO_MAX_STRING 4096

@@ -116,7 +116,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "engine/sched.h"
 
 enum rq_state {
 	RQ_NEW = 0, /* being submitted */

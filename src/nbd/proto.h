@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nbd.h"
+#include "nbd/nbd.h"
 
 /* A decoded transmission request (host byte order). */
 struct nbd_request {

@@ -68,7 +68,7 @@
  * Context: runs in the connection's thread; touches only immutable export
  * fields, so it takes no lock.
  */
-#include "handshake.h"
+#include "nbd/handshake.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -78,10 +78,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "log.h"
-#include "proto.h"
-#include "sockio.h"
-#include "tls.h"
+#include "util/log.h"
+#include "nbd/proto.h"
+#include "util/io.h"
+#include "serve/tls.h"
 
 /* H3: denial-of-service limits. */
 #define HS_MAX_OPTIONS 256
@@ -126,7 +126,7 @@ static int hs_read(struct hs *hs, void *buf, size_t len)
 {
 	if (hs->tls)
 		return tls_conn_read(hs->tls, buf, len);
-	return sock_read_full(hs->fd, buf, len);
+	return recv_full(hs->fd, buf, len);
 }
 
 static int hs_write(struct hs *hs, const void *buf, size_t len, bool more)
@@ -134,7 +134,7 @@ static int hs_write(struct hs *hs, const void *buf, size_t len, bool more)
 	if (hs->tls)
 		return tls_conn_write(hs->tls, buf, len);
 	/* MSG_MORE lets TCP coalesce a reply header with its payload. */
-	return sock_write_full(hs->fd, buf, len, more ? MSG_MORE : 0);
+	return send_full(hs->fd, buf, len, more ? MSG_MORE : 0);
 }
 
 /* --- Replies --- */
