@@ -110,6 +110,12 @@ const char *proto_cmd_name(uint16_t type)
 	return r ? r->name : "UNKNOWN";
 }
 
+bool proto_cmd_is_write(uint16_t type)
+{
+	return type == NBD_CMD_WRITE || type == NBD_CMD_TRIM ||
+	       type == NBD_CMD_WRITE_ZEROES;
+}
+
 int proto_decode_request(const void *buf, struct nbd_request *req)
 {
 	const uint8_t *b = buf;
@@ -563,4 +569,87 @@ size_t proto_encode_rep_server(void *buf, const char *name, const char *desc)
 	if (d)
 		memcpy(b + 4 + n, desc, d);
 	return 4 + n + d;
+}
+
+/*
+ * P1: structured READs answer with one OFFSET_DATA chunk (an empty NONE
+ * chunk for a zero-length READ) or an ERROR chunk; BLOCK_STATUS with one
+ * BLOCK_STATUS chunk or an ERROR chunk; everything else, and READ without
+ * structured replies, with a simple reply.
+ */
+size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
+			  uint32_t nbd_error, bool structured, uint32_t meta_id,
+			  uint32_t n_extents, enum proto_payload *payload)
+{
+	bool ok = nbd_error == 0;
+
+	*payload = PROTO_PAYLOAD_NONE;
+	if (req->type == NBD_CMD_BLOCK_STATUS ||
+	    (structured && req->type == NBD_CMD_READ)) {
+		if (!ok)
+			return proto_encode_error_chunk(hdr, req->cookie,
+							nbd_error, NULL);
+		if (req->type == NBD_CMD_BLOCK_STATUS) {
+			*payload = PROTO_PAYLOAD_EXTENTS;
+			return proto_encode_block_status(
+				hdr, NBD_REPLY_FLAG_DONE, req->cookie, meta_id,
+				n_extents);
+		}
+		if (req->length == 0)
+			return proto_encode_chunk(hdr, NBD_REPLY_FLAG_DONE,
+						  NBD_REPLY_TYPE_NONE,
+						  req->cookie, 0);
+		*payload = PROTO_PAYLOAD_DATA;
+		return proto_encode_offset_data(hdr, NBD_REPLY_FLAG_DONE,
+						req->cookie, req->offset,
+						req->length);
+	}
+	if (ok && req->type == NBD_CMD_READ && req->length)
+		*payload = PROTO_PAYLOAD_DATA;
+	return proto_encode_simple_reply(hdr, req->cookie, nbd_error);
+}
+
+/*
+ * P2: walk the raw extents; at each boundary inside the request that is
+ * not on a block, a hole that would still hold a whole block ends at the
+ * block below, and anything else becomes data up to the block above.  So
+ * a hole is never reported where data may be.  Where the raw extents stop
+ * before end, the last boundary is treated the same way (data beyond is
+ * the safe guess).
+ */
+uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
+			     uint64_t off, uint64_t end, uint32_t min_block,
+			     struct proto_extent *out, uint32_t max)
+{
+	uint64_t pos = off, raw_end = off, b = min_block ? min_block : 1;
+	uint32_t i = 0, n = 0;
+
+	while (pos < end && n < max && i < n_in) {
+		uint64_t stop;
+		uint32_t flags;
+
+		/* The raw extent holding pos. */
+		while (i < n_in && raw_end + in[i].len <= pos)
+			raw_end += in[i++].len;
+		if (i == n_in)
+			break;
+		stop = raw_end + in[i].len;
+		flags = in[i].flags;
+		if (stop > end)
+			stop = end;
+		if (stop < end && stop % b) {
+			uint64_t down = stop / b * b;
+
+			if (flags && down > pos) {
+				stop = down;
+			} else {
+				flags = 0;
+				stop = down + b < end ? down + b : end;
+			}
+		}
+		out[n].len = stop - pos;
+		out[n++].flags = flags;
+		pos = stop;
+	}
+	return n;
 }

@@ -93,6 +93,46 @@ uint32_t proto_nbd_error(int err, bool fast_zero);
 /* Name of a command for logs ("READ", ... , "UNKNOWN"). */
 const char *proto_cmd_name(uint16_t type);
 
+/* Whether a command changes data: WRITE, TRIM, WRITE_ZEROES. */
+bool proto_cmd_is_write(uint16_t type);
+
+/*
+ * The reply to a request (P1, proto.c): which header, and what follows it.
+ * Encodes the header into hdr (PROTO_REPLY_HDR_MAX bytes) and returns its
+ * length; *payload says what the caller sends after it: the READ's data,
+ * the BLOCK_STATUS descriptors (n_extents of them), or nothing.
+ */
+enum proto_payload {
+	PROTO_PAYLOAD_NONE,
+	PROTO_PAYLOAD_DATA,
+	PROTO_PAYLOAD_EXTENTS,
+};
+#define PROTO_REPLY_HDR_MAX 32
+size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
+			  uint32_t nbd_error, bool structured, uint32_t meta_id,
+			  uint32_t n_extents, enum proto_payload *payload);
+
+/*
+ * One extent of block status: its length and NBD_STATE_* flags.  Raw
+ * extents (as a backend found them) are turned into the descriptors sent
+ * by proto_align_extents() (P2).
+ */
+struct proto_extent {
+	uint64_t len;
+	uint32_t flags; /* NBD_STATE_HOLE | NBD_STATE_ZERO, or 0: data */
+};
+
+/*
+ * P2: round raw extents covering [off, off + sum of lengths) to the
+ * minimum block size, conservatively: a hole shrinks to whole blocks, data
+ * grows.  Only the end of the export may be unaligned (end is the
+ * request's end, at most the export size).  Writes at most max extents
+ * into out and returns how many.
+ */
+uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
+			     uint64_t off, uint64_t end, uint32_t min_block,
+			     struct proto_extent *out, uint32_t max);
+
 /* --- Reply encoders (transmission phase) --- */
 
 /* Simple reply header: 16 bytes. */

@@ -1172,6 +1172,131 @@ static void test_meta_opt_bad(void **state)
 	assert_int_equal(s.calls, 0);
 }
 
+/* --- Reply selection (P1) --- */
+
+static void expect_reply(uint16_t type, uint32_t len, uint32_t err,
+			 bool structured, size_t want_len, uint16_t want_kind,
+			 enum proto_payload want_payload)
+{
+	struct nbd_request r = {
+		.type = type, .cookie = 7, .offset = 4096, .length = len};
+	uint8_t hdr[PROTO_REPLY_HDR_MAX];
+	enum proto_payload pay;
+	size_t n = proto_encode_reply(hdr, &r, err, structured, 1, 3, &pay);
+
+	assert_int_equal(n, want_len);
+	assert_int_equal(pay, want_payload);
+	if (want_len == 16) {
+		assert_int_equal(proto_get_be32(hdr), NBD_SIMPLE_REPLY_MAGIC);
+	} else { /* structured: the chunk type at bytes 6-7 */
+		assert_int_equal(proto_get_be32(hdr),
+				 NBD_STRUCTURED_REPLY_MAGIC);
+		assert_int_equal(proto_get_be16(hdr + 6), want_kind);
+	}
+}
+
+static void test_reply_selection(void **state)
+{
+	(void)state;
+	/* Simple replies: no structured replies, or not a READ. */
+	expect_reply(NBD_CMD_READ, 512, 0, false, 16, 0, PROTO_PAYLOAD_DATA);
+	expect_reply(NBD_CMD_READ, 0, 0, false, 16, 0, PROTO_PAYLOAD_NONE);
+	expect_reply(NBD_CMD_READ, 512, NBD_EIO, false, 16, 0,
+		     PROTO_PAYLOAD_NONE);
+	expect_reply(NBD_CMD_WRITE, 512, 0, true, 16, 0, PROTO_PAYLOAD_NONE);
+	expect_reply(NBD_CMD_FLUSH, 0, NBD_EIO, true, 16, 0,
+		     PROTO_PAYLOAD_NONE);
+	/* Structured READ: OFFSET_DATA, NONE when empty, ERROR. */
+	expect_reply(NBD_CMD_READ, 512, 0, true, 28, NBD_REPLY_TYPE_OFFSET_DATA,
+		     PROTO_PAYLOAD_DATA);
+	expect_reply(NBD_CMD_READ, 0, 0, true, 20, NBD_REPLY_TYPE_NONE,
+		     PROTO_PAYLOAD_NONE);
+	expect_reply(NBD_CMD_READ, 512, NBD_EIO, true, 26, NBD_REPLY_TYPE_ERROR,
+		     PROTO_PAYLOAD_NONE);
+	/* BLOCK_STATUS: its chunk with descriptors, or ERROR. */
+	expect_reply(NBD_CMD_BLOCK_STATUS, 512, 0, true, 24,
+		     NBD_REPLY_TYPE_BLOCK_STATUS, PROTO_PAYLOAD_EXTENTS);
+	expect_reply(NBD_CMD_BLOCK_STATUS, 512, NBD_EINVAL, true, 26,
+		     NBD_REPLY_TYPE_ERROR, PROTO_PAYLOAD_NONE);
+}
+
+static void test_cmd_is_write(void **state)
+{
+	(void)state;
+	assert_true(proto_cmd_is_write(NBD_CMD_WRITE));
+	assert_true(proto_cmd_is_write(NBD_CMD_TRIM));
+	assert_true(proto_cmd_is_write(NBD_CMD_WRITE_ZEROES));
+	assert_false(proto_cmd_is_write(NBD_CMD_READ));
+	assert_false(proto_cmd_is_write(NBD_CMD_FLUSH));
+	assert_false(proto_cmd_is_write(NBD_CMD_BLOCK_STATUS));
+	assert_false(proto_cmd_is_write(NBD_CMD_CACHE));
+}
+
+/* --- Extent alignment (P2) --- */
+
+#define HOLE (NBD_STATE_HOLE | NBD_STATE_ZERO)
+
+static void expect_extents(const struct proto_extent *in, uint32_t n_in,
+			   uint64_t off, uint64_t end, uint32_t b,
+			   const struct proto_extent *want, uint32_t n_want,
+			   uint32_t max)
+{
+	struct proto_extent out[16];
+	uint32_t n, i;
+
+	n = proto_align_extents(in, n_in, off, end, b, out, max);
+	for (i = 0; i < n && i < n_want; i++)
+		if (out[i].len != want[i].len || out[i].flags != want[i].flags)
+			break;
+	if (n != n_want || i != n) {
+		for (i = 0; i < n; i++)
+			print_error("  got %llu/%u\n",
+				    (unsigned long long)out[i].len,
+				    out[i].flags);
+		fail();
+	}
+}
+
+static void test_align_extents(void **state)
+{
+	(void)state;
+	{ /* Aligned boundaries pass unchanged. */
+		const struct proto_extent in[] = {{8192, 0}, {4096, HOLE}};
+		expect_extents(in, 2, 0, 12288, 4096, in, 2, 16);
+	}
+	{ /* A hole shrinks, data grows: never a hole over data. */
+		const struct proto_extent in[] = {
+			{5000, 0}, {10000, HOLE}, {1384, 0}};
+		const struct proto_extent want[] = {
+			{8192, 0}, {4096, HOLE}, {4096, 0}};
+		expect_extents(in, 3, 0, 16384, 4096, want, 3, 16);
+	}
+	{ /* A hole smaller than a block becomes data. */
+		const struct proto_extent in[] = {
+			{4096, 0}, {1000, HOLE}, {3096, 0}, {4096, HOLE}};
+		const struct proto_extent want[] = {
+			{4096, 0}, {4096, 0}, {4096, HOLE}};
+		expect_extents(in, 4, 0, 12288, 4096, want, 3, 16);
+	}
+	{ /* The export's unaligned end may end an extent. */
+		const struct proto_extent in[] = {{4096, HOLE}, {100, 0}};
+		expect_extents(in, 2, 0, 4196, 4096, in, 2, 16);
+	}
+	{ /* Raw extents that stop early: data beyond is the safe guess. */
+		const struct proto_extent in[] = {{6000, HOLE}};
+		const struct proto_extent want[] = {{4096, HOLE}, {4096, 0}};
+		expect_extents(in, 1, 0, 65536, 4096, want, 2, 16);
+	}
+	{ /* max (REQ_ONE) cuts the answer. */
+		const struct proto_extent in[] = {{4096, 0}, {4096, HOLE}};
+		expect_extents(in, 2, 0, 8192, 4096, in, 1, 1);
+	}
+	{ /* Byte granularity: nothing to round. */
+		const struct proto_extent in[] = {{1, 0}, {2, HOLE}, {3, 0}};
+		expect_extents(in, 3, 100, 106, 1, in, 3, 16);
+	}
+}
+
 /* --- Registration --- */
 
 #define PLAIN(f)                                                               \
@@ -1206,6 +1331,9 @@ static const struct CMUnitTest plain_tests[] = {
 	PLAIN(test_info_opt_empty),
 	PLAIN(test_meta_opt_good),
 	PLAIN(test_meta_opt_no_queries),
+	PLAIN(test_reply_selection),
+	PLAIN(test_cmd_is_write),
+	PLAIN(test_align_extents),
 };
 
 /* One cmocka test per table row, named after the row. */
