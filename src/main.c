@@ -32,13 +32,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "engine/backend.h"
 #include "engine/export.h"
-#include "nbd/handshake.h"
+#include "nbd/nbd.h"
+#include "serve/handshake.h"
 #include "engine/inject.h"
 #include "util/log.h"
-#include "trace/recorder.h"
+#include "crash/crash.h"
+#include "engine/recorder.h"
+#include "trace/tracecmd.h"
 #include "engine/sched.h"
-#include "serve/server.h"
+#include "engine/server.h"
 #include "util/size.h"
 #include "engine/worker.h"
 
@@ -527,38 +531,49 @@ static unsigned int parse_uint(const char *opt, const char *val,
 	return (unsigned int)v;
 }
 
-static void add_export(struct export_opts *o, const char *arg)
+/* What the options say of every export. */
+struct export_args {
+	struct backend_opts bo;
+	enum sched_order order;
+	enum sched_flush_mode flush;
+};
+
+static void add_export(struct export_args *a, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
-	char err[512], *copy, *base;
+	const struct backend_ops *ops;
+	char err[512], name[NBD_MAX_STRING + 2];
+	struct backend *b;
 	struct export *exp;
 	size_t i;
 	int r;
 
-	/* NAME=FILE, unless the '=' is part of a path. */
+	/* NAME=SPEC, unless the '=' is part of a path. */
 	if (eq && !memchr(arg, '/', (size_t)(eq - arg)) && eq != arg) {
-		copy = strndup(arg, (size_t)(eq - arg));
-		o->path = eq + 1;
-		o->name = copy;
+		snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+		a->bo.spec = eq + 1;
 	} else {
-		copy = strdup(arg);
-		base = basename(copy);
-		o->path = arg;
-		o->name = base;
+		a->bo.spec = arg;
+		name[0] = 0;
 	}
-	if (!*o->path)
+	if (!*a->bo.spec)
 		die("%s: empty file name", arg);
-	if (strlen(o->name) > 4096) /* the NBD limit for strings */
-		die("%s: export name longer than 4096 bytes", arg);
+	ops = backend_find(a->bo.spec);
+	if (ops && !name[0])
+		ops->default_name(a->bo.spec, name, sizeof name);
+	if (strlen(name) > NBD_MAX_STRING)
+		die("%s: export name longer than %d bytes", arg,
+		    NBD_MAX_STRING);
 	for (i = 0; i < srv.n_exports; i++)
-		if (!strcmp(srv.exports[i]->name, o->name))
+		if (!strcmp(srv.exports[i]->name, name))
 			die("%s: export name \"%s\" is used twice (use "
 			    "NAME=FILE)",
-			    arg, o->name);
-	r = export_open(o, &exp, err, sizeof err);
+			    arg, name);
+	r = backend_open(&a->bo, &b, err, sizeof err);
 	if (r < 0)
 		die("%s", err);
-	free(copy);
+	if (export_create(name, b, a->order, a->flush, &exp) < 0)
+		die("out of memory");
 	srv.exports = /* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
 	if (!srv.exports)
@@ -637,22 +652,19 @@ static int finish_exports(void)
 
 	for (i = 0; i < srv.n_exports; i++) {
 		struct export *e = srv.exports[i];
-		int s = export_sync(e);
 		bool latched;
+		int s = export_finish(e, &latched);
 
 		if (s < 0) {
-			log_msg("%s: fdatasync at exit failed: %s", e->path,
-				strerror(-s));
+			log_msg("%s: fdatasync at exit failed: %s",
+				e->description, strerror(-s));
 			status = 1;
 		}
-		pthread_mutex_lock(&e->lock);
-		latched = sched_failed(&e->sched);
-		pthread_mutex_unlock(&e->lock);
 		if (latched) {
 			log_msg("%s: export \"%s\" latched after a failed sync "
 				"or FUA write (R5): writes acknowledged "
 				"before it may be lost",
-				e->path, e->name);
+				e->description, e->name);
 			status = 1;
 		}
 	}
@@ -716,7 +728,7 @@ static int cmd_serve(int argc, char **argv)
 	struct ids ids = {0};
 	const char *unix_paths[MAX_LISTENERS], *tcp_specs[MAX_LISTENERS];
 	unsigned int n_unix = 0, n_tcp = 0, i;
-	struct export_opts eo = {.cache = CACHE_DIRECT,
+	struct export_args eo = {.bo.direct = true,
 				 .order = SCHED_ORDER_OVERLAP,
 				 .flush = SCHED_FLUSH_SYNC};
 	const char *pidfile = NULL, *env, *record = NULL;
@@ -739,14 +751,14 @@ static int cmd_serve(int argc, char **argv)
 	       -1) {
 		switch (c) {
 		case 's':
-			r = size_parse(optarg, &eo.create_size);
-			if (r < 0 || eo.create_size == 0)
+			r = size_parse(optarg, &eo.bo.create_size);
+			if (r < 0 || eo.bo.create_size == 0)
 				die("--size %s: expected a size such as 1G, "
 				    "512M or 1048576",
 				    optarg);
 			break;
 		case 'r':
-			eo.read_only = true;
+			eo.bo.read_only = true;
 			break;
 		case 'U':
 			if (n_unix == MAX_LISTENERS)
@@ -759,8 +771,8 @@ static int cmd_serve(int argc, char **argv)
 			tcp_specs[n_tcp++] = optarg;
 			break;
 		case OPT_CACHE:
-			eo.cache = (enum cache_mode)parse_enum("cache", optarg,
-							       cache_names, 2);
+			eo.bo.direct = parse_enum("cache", optarg, cache_names,
+						  2) == 0;
 			break;
 		case OPT_ORDER:
 			eo.order = (enum sched_order)parse_enum("order", optarg,
@@ -898,13 +910,10 @@ static int cmd_serve(int argc, char **argv)
 	for (i = 0; i < srv.n_exports; i++) {
 		struct export *e = srv.exports[i];
 
-		log_msg("serving %s (%s, %s%s) as export \"%s\"%s", e->path,
-			size_format(e->size, sz, sizeof sz),
-			e->direct	? "O_DIRECT"
-			: e->mem_backed ? "buffered, in memory"
-					: "buffered",
-			e->read_only ? ", read-only" : "", e->name,
-			i == 0 ? " (default)" : "");
+		log_msg("serving %s (%s, %s%s) as export \"%s\"%s",
+			e->description, size_format(e->size, sz, sizeof sz),
+			e->b->info.how, e->read_only ? ", read-only" : "",
+			e->name, i == 0 ? " (default)" : "");
 	}
 	for (i = 0; i < n_listeners; i++) {
 		/* With TLS the hint is the nbds:// form of the same URI. */

@@ -63,9 +63,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crash/states.h"
+#include "trace/states.h"
 #include "trace/tracefile.h"
-#include "trace/recorder.h"
+#include "crash/crash.h"
 #include "trace/trace.h"
 
 #define QUEUE_CAP 64

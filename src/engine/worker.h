@@ -6,8 +6,8 @@
 #ifndef LOOPD_WORKER_H
 #define LOOPD_WORKER_H
 
-#include "nbd/handshake.h"
-#include "serve/server.h"
+#include "serve/handshake.h"
+#include "engine/server.h"
 
 /* Start the worker threads.  Returns 0 or -errno. */
 int workers_start(struct server *srv);

@@ -41,6 +41,9 @@
 #define NBD_REP_SERVER 2
 #define NBD_REP_INFO 3
 #define NBD_REP_META_CONTEXT 4
+/* The longest string (export name, query) the spec allows: a MUST. */
+#define NBD_MAX_STRING 4096
+
 #define NBD_REP_ERR(x) ((1u << 31) | (x))
 #define NBD_REP_ERR_UNSUP NBD_REP_ERR(1)
 #define NBD_REP_ERR_POLICY NBD_REP_ERR(2)

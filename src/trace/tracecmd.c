@@ -16,11 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "crash/states.h"
+#include "trace/states.h"
 #include "trace/tracefile.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
-#include "trace/recorder.h"
+#include "trace/tracecmd.h"
 #include "trace/trace.h"
 
 static void usage_trace(FILE *f)

@@ -60,11 +60,11 @@
 #include <unistd.h>
 
 #include "engine/export.h"
-#include "nbd/handshake.h"
+#include "serve/handshake.h"
 #include "util/log.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
-#include "serve/server.h"
+#include "engine/server.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -189,8 +189,6 @@ static void *peer_main(void *arg)
 
 static char name_disk[] = "disk", name_ro[] = "ro";
 static char desc_disk[] = "/var/lib/loopd/disk.img", desc_ro[] = "";
-static char path_disk[] = "/var/lib/loopd/disk.img";
-static char path_ro[] = "/var/lib/loopd/ro.img";
 
 static struct export exp_disk, exp_ro;
 static struct export *exp_list[] = {&exp_disk, &exp_ro};
@@ -199,13 +197,11 @@ static pthread_t peer_thread;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	/* The fields export_open() sets that the handshake reads. */
+	/* The fields export_create() sets that the handshake reads. */
 	exp_disk.name = name_disk;
-	exp_disk.path = path_disk;
 	exp_disk.description = desc_disk;
-	exp_disk.fd = -1;
 	exp_disk.size = 64u << 20;
-	exp_disk.align = exp_disk.mem_align = 1;
+	exp_disk.io_align = 1;
 	exp_disk.min_block = 1;
 	exp_disk.pref_block = 4096;
 	exp_disk.max_payload = EXPORT_MAX_PAYLOAD;
@@ -215,13 +211,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			  NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO;
 
 	exp_ro.name = name_ro;
-	exp_ro.path = path_ro;
 	exp_ro.description = desc_ro;
-	exp_ro.fd = -1;
 	exp_ro.size = 1u << 20;
 	exp_ro.read_only = true;
-	exp_ro.direct = true;
-	exp_ro.align = exp_ro.mem_align = 4096;
+	exp_ro.io_align = 4096;
 	exp_ro.min_block = 4096;
 	exp_ro.pref_block = 4096;
 	exp_ro.max_payload = EXPORT_MAX_PAYLOAD;

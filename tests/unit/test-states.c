@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crash/states.h"
+#include "trace/states.h"
 #include "nbd/nbd.h"
 #include "trace/trace.h"
 

@@ -57,7 +57,7 @@
  *
  * H9. Once the server stops, every option but ABORT gets ERR_SHUTDOWN
  *     and the connection ends (EXPORT_NAME, which cannot carry an error,
- *     just ends it).  Admission (A1 in server.c) is taken before the first
+ *     just ends it).  Admission (G1 in engine/server.c) is taken before the first
  *     byte of GO's or EXPORT_NAME's answer and given back if that answer
  *     cannot be sent, so a client that was told "go" is always served.
  *
@@ -68,7 +68,7 @@
  * Context: runs in the connection's thread; touches only immutable export
  * fields, so it takes no lock.
  */
-#include "nbd/handshake.h"
+#include "serve/handshake.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -86,9 +86,6 @@
 /* H3: denial-of-service limits. */
 #define HS_MAX_OPTIONS 256
 #define HS_MAX_OPTLEN 65536
-
-/* H4: longest string the spec allows. */
-#define NBD_MAX_STRING 4096
 
 /* H6: the one metadata context, and its id once selected. */
 #define META_ALLOC_NAME "base:allocation"

@@ -67,9 +67,4 @@ void recorder_ctl_handle(struct recorder *rec);
 /* Write the END record (totals, final image hash), flush, close. */
 int recorder_close(struct recorder *rec);
 
-/* `loopd trace ...` and `loopd crash ...` entry points (argv[0] is the
- * subcommand name).  They return the process exit status. */
-int cmd_trace(int argc, char **argv);
-int cmd_crash(int argc, char **argv);
-
 #endif

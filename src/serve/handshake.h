@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "serve/server.h"
+#include "engine/server.h"
 #include "serve/tls.h"
 
 struct hs_result {

@@ -39,7 +39,7 @@
  *     after a hole.  If even that fails, the trace has no END and reads as
  *     one whose server was killed.
  */
-#include "trace/recorder.h"
+#include "engine/recorder.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -524,7 +524,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		goto out_free;
 	}
 	/* K5 */
-	r = tracefile_copy(exp->path, base, &reflinked);
+	r = exp->b->ops->capture(exp->b, base, &reflinked);
 	if (r < 0) {
 		snprintf(err, errlen, "capturing the base image %s: %s", base,
 			 strerror(-r));
@@ -628,11 +628,11 @@ int recorder_close(struct recorder *rec)
 	pthread_mutex_lock(&rec->lock);
 	r.end = rec->tot;
 	/* n_records counts the records before END. */
-	s = tracefile_sha256(rec->exp->path, r.end.final_sha256,
-			     &r.end.final_size);
+	r.end.final_size = rec->exp->size;
+	s = rec->exp->b->ops->hash(rec->exp->b, r.end.final_sha256);
 	if (s < 0) {
-		log_msg("--record %s: hashing %s: %s", rec->path,
-			rec->exp->path, strerror(-s));
+		log_msg("--record %s: hashing export \"%s\": %s", rec->path,
+			rec->exp->name, strerror(-s));
 		r.end.flags |= TRACE_END_INCOMPLETE;
 	}
 	append(rec, &r); /* nothing, if recording stopped (K4) */

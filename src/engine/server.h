@@ -24,7 +24,7 @@ struct server {
 	bool tls_require; /* --tls=require */
 
 	/*
-	 * Admission to transmission (A1-A3 in server.c).  n_admitted counts
+	 * Admission to transmission (G1-G3 in server.c).  n_admitted counts
 	 * the connections admitted and not yet closed; once stopping is set
 	 * nothing more is admitted.  on_idle, if set, is called when the
 	 * last admitted connection goes while stopping (the engine wakes

@@ -53,7 +53,7 @@
  * S7. Two states of one point with the same extents (same source per
  *     byte) are the same image: the extents' key dedupes them.
  */
-#include "crash/states.h"
+#include "trace/states.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,20 +2,20 @@
 /*
  * server.c: the serving process's exports, and admission to transmission.
  *
- * A1. A connection enters transmission only through server_admit(), which
+ * G1. A connection enters transmission only through server_admit(), which
  *     the handshake calls before it sends the reply that starts
  *     transmission (GO's final ACK, EXPORT_NAME's answer).  Once
  *     server_stop() has run, server_admit() says no, so a client never
  *     gets a GO success from a server that will not serve it.
- * A2. server_admit() counts first and reads the stop flag second, and
+ * G2. server_admit() counts first and reads the stop flag second, and
  *     server_stop() sets the flag before anyone reads the count (both
  *     sequentially consistent), so either the admitter sees the flag and
  *     backs out, or whoever checks for "nothing admitted" sees its count.
- * A3. The engine's workers exit only once the server is stopping and
+ * G3. The engine's workers exit only once the server is stopping and
  *     nothing admitted is left (E6 in worker.c): while a connection lives,
  *     any worker may still be handed one of its requests.
  */
-#include "serve/server.h"
+#include "engine/server.h"
 
 #include <string.h>
 
@@ -43,7 +43,7 @@ struct export *server_find_export(struct server *srv, const char *name,
 
 bool server_admit(struct server *srv)
 {
-	atomic_fetch_add(&srv->n_admitted, 1); /* A2: count first */
+	atomic_fetch_add(&srv->n_admitted, 1); /* G2: count first */
 	if (atomic_load(&srv->stopping)) {
 		server_release(srv);
 		return false;
@@ -55,7 +55,7 @@ void server_release(struct server *srv)
 {
 	if (atomic_fetch_sub(&srv->n_admitted, 1) == 1 &&
 	    atomic_load(&srv->stopping) && srv->on_idle)
-		srv->on_idle(srv); /* A3 */
+		srv->on_idle(srv); /* G3 */
 }
 
 void server_stop(struct server *srv)

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn.c: one client connection in the transmission phase (conn.h):
+ * receive its bytes, parse and validate request headers (proto.c), take in
+ * WRITE payloads, send the replies in batches, close it.  All on the
+ * connection's worker thread, through its ring.
+ *
+ * C1 (states) is in conn.h.
+ * C2. Budget.  At most MAX_INFLIGHT requests and MAX_INFLIGHT_BYTES of
+ *     request buffers are in flight per connection; past either the
+ *     connection is PAUSED until it is below half of both.  A client that
+ *     stops reading its replies so pins at most this much (one request may
+ *     exceed it).  16 MiB is what the peers allow (bench/README.md,
+ *     "Memory").
+ * C3. A rejected WRITE's payload is read and dropped to stay in sync, up to
+ *     MAX_SKIP bytes; a larger one ends the connection.
+ * C4. We ask for a header only once the buffer is drained, so the socket is
+ *     usually empty: the receive waits for data first (POLL_FIRST) instead
+ *     of trying a recv that fails with EAGAIN and then arming a poll.
+ */
+#include "engine/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/export.h"
+#include "engine/queue.h"
+#include "engine/request.h"
+#include "engine/server.h"
+#include "util/log.h"
+
+#define RXBUF_SIZE (64 * 1024)
+#define MAX_INFLIGHT 256 /* C2 */
+#define MAX_INFLIGHT_BYTES ((size_t)16 << 20) /* C2 */
+#define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD) /* C3 */
+
+static atomic_uint next_conn_id;
+
+static void on_recv(struct ring_cb *cb, int res);
+static void on_send(struct ring_cb *cb, int res);
+
+/* ---------------------------------------------------------------- */
+/* States (C1).                                                       */
+
+void conn_abort(struct conn *c)
+{
+	c->state = CONN_BROKEN;
+	shutdown(c->fd, SHUT_RDWR);
+	queue_want_close(c->q, c);
+}
+
+void conn_stop_reading(struct conn *c)
+{
+	if (c->state == CONN_OPEN || c->state == CONN_PAUSED)
+		c->state = CONN_DRAINING;
+	queue_want_close(c->q, c);
+}
+
+void conn_request_done(struct conn *c)
+{
+	if (c->state == CONN_PAUSED && c->inflight < MAX_INFLIGHT / 2 &&
+	    c->inflight_bytes < MAX_INFLIGHT_BYTES / 2) {
+		c->state = CONN_OPEN;
+		conn_receive(c);
+	}
+	queue_want_close(c->q, c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Receiving and parsing requests.                                    */
+
+static void submit_recv(struct conn *c, void *buf, size_t len, int flags,
+			bool to_payload)
+{
+	struct io_uring_sqe *sqe = queue_sqe(c->q, &c->recv_cb);
+
+	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
+	if (!to_payload)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST; /* C4 */
+	c->recv_inflight = true;
+	c->recv_to_payload = to_payload;
+}
+
+/*
+ * A header was decoded: validate it and take the request in.  Returns
+ * false when the connection must stop reading (DISC, or a payload too
+ * large to skip).
+ */
+static bool on_request(struct conn *c, const struct nbd_request *nr)
+{
+	int err = proto_validate_request(nr, &c->view);
+	struct req *r;
+
+	if (unlikely(log_verbose))
+		log_msg("conn %u: recv %s cookie=%#llx off=%llu len=%u "
+			"flags=%#x",
+			c->id, proto_cmd_name(nr->type),
+			(unsigned long long)nr->cookie,
+			(unsigned long long)nr->offset, nr->length, nr->flags);
+	if (err) {
+		if (proto_has_payload(nr)) {
+			if (nr->length > MAX_SKIP) {
+				log_msg("conn %u: %s payload of %u bytes is "
+					"too large; disconnecting",
+					c->id, proto_cmd_name(nr->type),
+					nr->length);
+				return false;
+			}
+			c->rx_skip = nr->length; /* C3 */
+		}
+		req_reply_error(c, nr, err);
+		return true;
+	}
+	if (nr->type == NBD_CMD_DISC)
+		return false; /* finish what is in flight, then close */
+	r = req_alloc(c);
+	if (r) {
+		r->nr = *nr;
+		if ((nr->type == NBD_CMD_READ || nr->type == NBD_CMD_WRITE) &&
+		    nr->length && req_prepare(r) < 0) {
+			req_free(r);
+			r = NULL;
+		}
+	}
+	if (!r) {
+		if (proto_has_payload(nr))
+			c->rx_skip = nr->length;
+		req_reply_error(c, nr, -ENOMEM);
+		return true;
+	}
+	if (nr->type == NBD_CMD_WRITE && nr->length) {
+		c->rx_req = r; /* the payload follows */
+		return true;
+	}
+	req_dispatch(r);
+	return true;
+}
+
+/*
+ * Take bytes of the current WRITE's payload from the buffer.  Returns
+ * false when the rest must be received first (a recv was issued, or the
+ * connection stops reading).
+ */
+static bool take_payload(struct conn *c)
+{
+	struct req *r = c->rx_req;
+	size_t avail = c->rx_end - c->rx_start;
+	size_t need = r->nr.length - r->rx_got;
+	size_t n = avail < need ? avail : need;
+
+	memcpy(r->io.data + r->rx_got, c->rxbuf + c->rx_start, n);
+	c->rx_start += n;
+	r->rx_got += (uint32_t)n;
+	if (r->rx_got == r->nr.length) {
+		c->rx_req = NULL;
+		req_dispatch(r);
+		return true;
+	}
+	if (c->state != CONN_OPEN)
+		return false;
+	/* Receive the rest straight into the buffer. */
+	c->rx_start = c->rx_end = 0;
+	submit_recv(c, r->io.data + r->rx_got, need - n, MSG_WAITALL, true);
+	return false;
+}
+
+/* C3: drop bytes of a rejected payload.  False: a recv was issued. */
+static bool skip_payload(struct conn *c)
+{
+	size_t avail = c->rx_end - c->rx_start;
+	size_t n = avail < c->rx_skip ? avail : c->rx_skip;
+
+	c->rx_start += n;
+	c->rx_skip -= n;
+	if (!c->rx_skip)
+		return true;
+	if (c->state == CONN_OPEN) {
+		c->rx_start = c->rx_end = 0;
+		submit_recv(c, c->rxbuf, RXBUF_SIZE, 0, false);
+	}
+	return false;
+}
+
+/* Consume buffered bytes; issue the next recv if more are needed. */
+void conn_receive(struct conn *c)
+{
+	for (;;) {
+		size_t avail = c->rx_end - c->rx_start;
+		struct nbd_request nr;
+
+		if (c->recv_inflight)
+			return;
+		if (c->rx_req) {
+			if (!take_payload(c))
+				return;
+			continue;
+		}
+		if (c->rx_skip) {
+			if (!skip_payload(c))
+				return;
+			continue;
+		}
+		if (c->state != CONN_OPEN)
+			return;
+		if (c->inflight >= MAX_INFLIGHT ||
+		    c->inflight_bytes >= MAX_INFLIGHT_BYTES) {
+			c->state = CONN_PAUSED; /* C2 */
+			return;
+		}
+		if (avail < PROTO_REQUEST_SIZE) {
+			if (c->rx_start) {
+				memmove(c->rxbuf, c->rxbuf + c->rx_start,
+					avail);
+				c->rx_start = 0;
+				c->rx_end = avail;
+			}
+			submit_recv(c, c->rxbuf + c->rx_end,
+				    RXBUF_SIZE - c->rx_end, 0, false);
+			return;
+		}
+		if (proto_decode_request(c->rxbuf + c->rx_start, &nr) < 0) {
+			log_msg("conn %u: bad request magic; disconnecting",
+				c->id);
+			conn_abort(c);
+			return;
+		}
+		c->rx_start += PROTO_REQUEST_SIZE;
+		if (!on_request(c, &nr)) {
+			conn_stop_reading(c);
+			return;
+		}
+	}
+}
+
+static void on_recv(struct ring_cb *cb, int res)
+{
+	struct conn *c = container_of(cb, struct conn, recv_cb);
+
+	c->recv_inflight = false;
+	if (res == -EAGAIN || res == -EINTR) {
+		conn_receive(c);
+		return;
+	}
+	if (res <= 0) {
+		if (res < 0 && res != -ECONNRESET && !c->q->stopping)
+			log_msg("conn %u: recv: %s", c->id, strerror(-res));
+		if (c->rx_req) { /* a disconnect in the middle of a payload */
+			struct req *r = c->rx_req;
+
+			c->rx_req = NULL;
+			req_free(r);
+		}
+		conn_stop_reading(c);
+		return;
+	}
+	if (c->recv_to_payload) { /* it went straight into the payload */
+		struct req *r = c->rx_req;
+
+		r->rx_got += (uint32_t)res;
+		if (r->rx_got == r->nr.length) {
+			c->rx_req = NULL;
+			req_dispatch(r);
+		}
+	} else {
+		c->rx_end += (size_t)res;
+	}
+	conn_receive(c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Sending replies.                                                   */
+
+void conn_push_reply(struct conn *c, struct req *r)
+{
+	list_add_tail(&c->txq, &r->node);
+	queue_mark_dirty(c->q, c);
+}
+
+static void prep_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe = queue_sqe(c->q, &c->send_cb);
+
+	io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+	c->send_inflight = true;
+}
+
+/* Start a sendmsg of as many queued replies as fit in one iovec batch. */
+void conn_send(struct conn *c)
+{
+	struct list_node *n;
+	int k = 0;
+
+	if (c->send_inflight || list_empty(&c->txq))
+		return;
+	while ((n = list_first(&c->txq)) && k + 2 <= CONN_IOV_BATCH) {
+		struct req *r = list_entry(n, struct req, node);
+
+		c->iov[k].iov_base = r->hdr;
+		c->iov[k++].iov_len = r->hdr_len;
+		if (r->payload == PROTO_PAYLOAD_DATA) {
+			c->iov[k].iov_base = r->io.data;
+			c->iov[k++].iov_len = r->nr.length;
+		} else if (r->payload == PROTO_PAYLOAD_EXTENTS) {
+			c->iov[k].iov_base = r->ext;
+			c->iov[k++].iov_len = r->ext_len;
+		}
+		list_del(n);
+		list_add_tail(&c->sending, n);
+	}
+	memset(&c->msg, 0, sizeof c->msg);
+	c->msg.msg_iov = c->iov;
+	c->msg.msg_iovlen = (size_t)k;
+	prep_send(c);
+}
+
+static void free_list(struct list_node *head)
+{
+	struct list_node *n;
+
+	while ((n = list_pop(head)))
+		req_free(list_entry(n, struct req, node));
+}
+
+static void on_send(struct ring_cb *cb, int res)
+{
+	struct conn *c = container_of(cb, struct conn, send_cb);
+	struct msghdr *m = &c->msg;
+	size_t done;
+
+	c->send_inflight = false;
+	if (res == -EAGAIN || res == -EINTR)
+		res = 0;
+	if (res < 0) {
+		if (res != -EPIPE && res != -ECONNRESET && !c->q->forced)
+			log_msg("conn %u: send: %s", c->id, strerror(-res));
+		conn_abort(c);
+		free_list(&c->sending);
+		free_list(&c->txq);
+		return;
+	}
+	/* Skip what was sent; send the rest (a partial send). */
+	done = (size_t)res;
+	while (m->msg_iovlen && done >= m->msg_iov->iov_len) {
+		done -= m->msg_iov->iov_len;
+		m->msg_iov++;
+		m->msg_iovlen--;
+	}
+	if (m->msg_iovlen) {
+		m->msg_iov->iov_base = (uint8_t *)m->msg_iov->iov_base + done;
+		m->msg_iov->iov_len -= done;
+		prep_send(c);
+		return;
+	}
+	free_list(&c->sending);
+	if (!list_empty(&c->txq))
+		queue_mark_dirty(c->q, c);
+	queue_want_close(c->q, c);
+}
+
+/* ---------------------------------------------------------------- */
+/* Start and close.                                                   */
+
+void conn_maybe_close(struct conn *c)
+{
+	struct server *srv = c->q->srv;
+
+	if (c->state < CONN_DRAINING || c->inflight || c->recv_inflight ||
+	    c->send_inflight || !list_empty(&c->txq) ||
+	    list_linked(&c->dirty_node))
+		return;
+	list_del(&c->node);
+	if (log_verbose)
+		log_msg("conn %u: closed", c->id);
+	/* Free the slot first: the client may reconnect on EOF. */
+	atomic_fetch_sub(&srv->n_conns, 1);
+	close(c->fd);
+	req_pool_drain(&c->free_reqs);
+	free(c->rxbuf);
+	free(c);
+	server_release(srv); /* E6: may let every worker exit */
+}
+
+void conn_start(struct queue *q, const struct pending_conn *p)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	struct export *exp = p->hs.exp;
+
+	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
+		log_msg("out of memory for a new connection");
+		free(c);
+		close(p->fd);
+		atomic_fetch_sub(&q->srv->n_conns, 1);
+		server_release(q->srv);
+		return;
+	}
+	c->q = q;
+	c->fd = p->fd;
+	c->id = atomic_fetch_add(&next_conn_id, 1) + 1;
+	c->exp = exp;
+	c->view = (struct proto_view){
+		.size = exp->size,
+		.tflags = p->hs.tflags,
+		.min_block = exp->min_block,
+		.max_payload = exp->max_payload,
+		.structured = p->hs.structured,
+		.meta_alloc = p->hs.meta_alloc,
+	};
+	c->meta_id = p->hs.meta_alloc_id;
+	c->recv_cb.fn = on_recv;
+	c->send_cb.fn = on_send;
+	list_init(&c->txq);
+	list_init(&c->sending);
+	list_init(&c->free_reqs);
+	if (p->tcp) {
+		int one = 1;
+
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	list_add_tail(&q->conns, &c->node);
+	if (log_verbose)
+		log_msg("conn %u: transmission on export \"%s\"", c->id,
+			exp->name);
+	conn_receive(c);
+}

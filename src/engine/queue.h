@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue.h: the engine's own view of a worker (a "queue": one thread, one
+ * io_uring), shared by worker.c, conn.c, request.c and export.c.  Not for
+ * use outside src/engine/; backends see only queue_sqe() (backend.h).
+ */
+#ifndef LOOPD_ENGINE_QUEUE_H
+#define LOOPD_ENGINE_QUEUE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/sched.h"
+#include "serve/handshake.h"
+#include "util/list.h"
+
+struct conn;
+struct req;
+struct server;
+
+/* A connection that finished its handshake, waiting for its worker. */
+struct pending_conn {
+	struct list_node node;
+	int fd;
+	bool tcp;
+	struct hs_result hs;
+};
+
+struct queue {
+	unsigned int idx;
+	pthread_t thread;
+	struct io_uring ring;
+	bool disabled; /* created IORING_SETUP_R_DISABLED */
+	int evfd; /* wakes the worker: new connections, stop, force */
+	uint64_t evbuf;
+	struct server *srv;
+
+	pthread_mutex_t lock; /* protects incoming, stop and force */
+	struct list_node incoming; /* struct pending_conn */
+	bool stop, force; /* E6: told to stop; the grace period is over */
+
+	/* Owned by the worker thread. */
+	bool stopping, forced; /* has acted on stop / on force */
+	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E6) */
+	struct list_node conns; /* struct conn */
+	struct list_node runq; /* struct req: RUN and REPLY to act on */
+	struct list_node dirty; /* struct conn with replies to send */
+	struct list_node closeq; /* struct conn that may have finished */
+};
+
+/* The queue a new connection goes to, round-robin, and every queue (E5). */
+struct queue *queue_of(unsigned int i);
+unsigned int queue_count(void);
+
+/* Act on r on q: run its I/O or queue its reply (the loop drains it). */
+void queue_run(struct queue *q, struct req *r);
+
+/*
+ * Hand r to queue to, which runs it as queue_run() would, with
+ * IORING_OP_MSG_RING from q (E5, R3 releases, R1 batches).
+ */
+void queue_handoff(struct queue *q, struct req *r, struct queue *to);
+
+/* The connection has replies to send / may be finished. */
+void queue_mark_dirty(struct queue *q, struct conn *c);
+void queue_want_close(struct queue *q, struct conn *c);
+
+#endif /* LOOPD_ENGINE_QUEUE_H */

@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * request.c: the life of one request in the engine (request.h):
+ *
+ *   pool (req_alloc) -> req_dispatch: recorder RECV, sched_submit
+ *   -> RUN: req_act starts its I/O (fault injection, then the backend's
+ *      submit) -> bio_done/bio_fail -> sched_complete/sched_fail
+ *   -> REPLY: recorder REPLY, header encoded (proto.c P1), queued on the
+ *      connection -> sent -> req_free.
+ *
+ * E1. A write is replied to only after its bio completed in full (the
+ *     backend never reports a short transfer as done, B4).  This is what
+ *     makes R1 hold: the sync for a flush runs after the flush was
+ *     received, so it covers every write replied to before.
+ * E5. A busy connection is not confined to one core: once it has more
+ *     than SPREAD_AFTER requests in flight, the I/O of its READs and WRITEs
+ *     of SPREAD_MIN bytes or more runs round-robin on every worker's ring;
+ *     the reply goes back to the connection's own worker.
+ * E7. Errors and the latch.  A bio that fails in a step that syncs (B3:
+ *     bio_done) reports through sched_complete, which latches on error
+ *     (R5); one that fails before any such step (bio_fail) goes through
+ *     sched_fail: that request is answered and nothing latches.
+ */
+#include "engine/request.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/conn.h"
+#include "engine/export.h"
+#include "engine/inject.h"
+#include "engine/queue.h"
+#include "engine/tsan.h"
+#include "nbd/nbd.h"
+#include "engine/recorder.h"
+#include "util/log.h"
+#include "util/rounding.h"
+
+/* E5.  Measured on 2 vCPUs (docs/design.md): below 64 KiB the hand-over
+   costs more than the copy. */
+#define SPREAD_AFTER 8
+#define SPREAD_MIN (64 * 1024)
+#define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
+#define REQ_ONE_RAW 16 /* raw extents looked at for REQ_ONE (P2) */
+#define KEEP_REQS 64 /* spare requests a connection keeps */
+
+/* ---------------------------------------------------------------- */
+/* The pool.                                                          */
+
+static void *alloc_aligned(size_t len)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, len ? len : 1))
+		return NULL;
+	return p;
+}
+
+struct req *req_alloc(struct conn *c)
+{
+	struct list_node *n = list_pop(&c->free_reqs);
+	struct req *r;
+
+	if (n) {
+		r = list_entry(n, struct req, node);
+		c->n_free--;
+		c->free_bytes -= r->cap;
+		uint8_t *buf = r->buf;
+		size_t cap = r->cap;
+
+		memset(r, 0, sizeof *r);
+		r->buf = buf;
+		r->cap = cap;
+	} else {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return NULL;
+	}
+	r->conn = c;
+	c->inflight++;
+	return r;
+}
+
+int req_reserve(struct req *r, size_t len)
+{
+	if (r->buf && r->cap >= len)
+		return 0;
+	free(r->buf);
+	r->buf = alloc_aligned(len);
+	r->cap = r->buf ? len : 0;
+	return r->buf ? 0 : -ENOMEM;
+}
+
+/*
+ * Recycled buffers per connection, in bytes.  Large buffers are kept too:
+ * allocating and freeing 1 MiB per request costs a page fault per 4 KiB
+ * touched (bench/README.md).
+ */
+#define KEEP_BYTES_MAX ((size_t)16 << 20)
+
+void req_free(struct req *r)
+{
+	struct conn *c = r->conn;
+
+	free(r->ext);
+	r->ext = NULL;
+	c->inflight--;
+	c->inflight_bytes -= r->held;
+	if (c->free_bytes + r->cap > KEEP_BYTES_MAX) {
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
+	}
+	if (c->n_free < KEEP_REQS) {
+		list_add_head(&c->free_reqs, &r->node);
+		c->n_free++;
+		c->free_bytes += r->cap;
+	} else {
+		free(r->buf);
+		free(r);
+	}
+	conn_request_done(c);
+}
+
+void req_pool_drain(struct list_node *free_reqs)
+{
+	struct list_node *n;
+
+	while ((n = list_pop(free_reqs))) {
+		struct req *r = list_entry(n, struct req, node);
+
+		free(r->buf);
+		free(r);
+	}
+}
+
+/*
+ * READ and WRITE: the aligned data window of B5 (with one more block for
+ * an unaligned WRITE's read-modify-write, E3), counted in the
+ * connection's budget (C2).  0 or -ENOMEM.
+ */
+int req_prepare(struct req *r)
+{
+	struct conn *c = r->conn;
+	uint32_t a = c->exp->io_align;
+	uint64_t off = r->nr.offset, end = off + r->nr.length;
+	uint64_t lo = round_down(off, a), hi = round_up(end, a);
+	bool rmw = r->nr.type == NBD_CMD_WRITE && (lo != off || hi != end);
+
+	if (req_reserve(r, hi - lo + (rmw ? a : 0)) < 0)
+		return -ENOMEM;
+	r->held = hi - lo;
+	c->inflight_bytes += r->held;
+	r->io.buf = r->buf;
+	r->io.data = r->buf + (off - lo);
+	r->io.bounce = rmw ? r->buf + (hi - lo) : NULL;
+	r->s.rmw = rmw; /* R6 */
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* The scheduler.                                                     */
+
+/* E5: a request's I/O runs on r->iow; its reply is sent by its owner. */
+static struct queue *event_target(struct req *r)
+{
+	return r->s.action == SCHED_RUN ? r->iow : r->conn->q;
+}
+
+void engine_events(struct queue *q, struct sched_out *o, struct export *exp)
+{
+	struct sched_req *s;
+
+	while ((s = sched_out_pop(o))) {
+		struct req *r = container_of(s, struct req, s);
+		struct queue *to = event_target(r);
+
+		if (to == q)
+			queue_run(q, r);
+		else
+			queue_handoff(q, r, to);
+	}
+	if (o->sync)
+		export_sync_start(exp, q);
+}
+
+static enum sched_kind kind_of(const struct req *r)
+{
+	const struct export *exp = r->conn->exp;
+
+	switch (r->nr.type) {
+	case NBD_CMD_READ:
+		return r->nr.length ? SCHED_READ : SCHED_NOP;
+	case NBD_CMD_CACHE: /* B6: some backends have nothing to warm */
+		return exp->b->info.can_cache && r->nr.length ? SCHED_READ
+							      : SCHED_NOP;
+	case NBD_CMD_BLOCK_STATUS:
+		return SCHED_READ;
+	case NBD_CMD_WRITE:
+	case NBD_CMD_TRIM:
+	case NBD_CMD_WRITE_ZEROES:
+		return r->nr.length ? SCHED_WRITE : SCHED_NOP;
+	case NBD_CMD_FLUSH:
+		return SCHED_FLUSH;
+	}
+	abort();
+}
+
+void req_dispatch(struct req *r)
+{
+	struct conn *c = r->conn;
+	struct export *exp = c->exp;
+	struct sched_out o;
+	uint16_t t = r->nr.type;
+
+	r->iow = c->q;
+	if (queue_count() > 1 && c->inflight > SPREAD_AFTER &&
+	    r->nr.length >= SPREAD_MIN &&
+	    (t == NBD_CMD_READ || t == NBD_CMD_WRITE)) /* E5 */
+		r->iow = queue_of((c->q->idx + c->spread++) % queue_count());
+	r->s.off = r->nr.offset;
+	r->s.len = r->nr.length;
+	r->s.fua = r->nr.flags & NBD_CMD_FLAG_FUA;
+	r->s.kind = (uint8_t)kind_of(r);
+	r->s.strict = t == NBD_CMD_BLOCK_STATUS; /* R6: never a hole under a
+						    write */
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	/* K1: recorded under the lock, so the trace's order is the order
+	   in which the scheduler saw the requests. */
+	if (unlikely(exp->rec)) {
+		recorder_recv(exp->rec, c->id, &r->nr, r->io.data);
+		r->recorded = true;
+	}
+	sched_submit(&exp->sched, &r->s, &o);
+	pthread_mutex_unlock(&exp->lock);
+	engine_events(c->q, &o, exp);
+}
+
+/* ---------------------------------------------------------------- */
+/* I/O.                                                               */
+
+static void bio_setup(struct req *r, struct queue *q)
+{
+	struct bio *io = &r->io;
+	uint16_t f = r->nr.flags;
+
+	io->off = r->nr.offset;
+	io->len = r->nr.length;
+	io->fua = r->s.dsync; /* R2 */
+	io->no_hole = f & NBD_CMD_FLAG_NO_HOLE;
+	io->fast = f & NBD_CMD_FLAG_FAST_ZERO;
+	io->q = q;
+	switch (r->nr.type) {
+	case NBD_CMD_READ:
+		io->op = BIO_READ;
+		break;
+	case NBD_CMD_WRITE:
+		io->op = BIO_WRITE;
+		break;
+	case NBD_CMD_TRIM:
+		io->op = BIO_TRIM;
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		io->op = BIO_ZERO;
+		break;
+	case NBD_CMD_CACHE:
+		io->op = BIO_CACHE;
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		io->op = BIO_EXTENTS;
+		io->max_ext =
+			(f & NBD_CMD_FLAG_REQ_ONE) ? REQ_ONE_RAW : MAX_EXTENTS;
+		break;
+	default:
+		abort();
+	}
+}
+
+static void submit(struct req *r)
+{
+	struct export *exp = r->conn->exp;
+
+	if (r->io.op == BIO_EXTENTS) {
+		r->io.ext = malloc(r->io.max_ext * sizeof *r->io.ext);
+		if (!r->io.ext) {
+			bio_fail(&r->io, -ENOMEM);
+			return;
+		}
+	}
+	exp->b->ops->submit(exp->b, &r->io);
+}
+
+static void on_delay(struct ring_cb *cb, int res)
+{
+	submit(container_of(cb, struct req, delay_cb));
+}
+
+static enum inject_op inject_op_of(uint8_t op)
+{
+	static const enum inject_op map[] = {
+		[BIO_READ] = INJ_READ,	 [BIO_WRITE] = INJ_WRITE,
+		[BIO_TRIM] = INJ_TRIM,	 [BIO_ZERO] = INJ_ZERO,
+		[BIO_CACHE] = INJ_CACHE, [BIO_EXTENTS] = INJ_STATUS,
+	};
+
+	return map[op];
+}
+
+/* RUN: the I/O starts, after any injected delay or error (tests). */
+static void start_io(struct queue *q, struct req *r)
+{
+	bio_setup(r, q);
+	if (unlikely(inject_enabled)) {
+		unsigned int delay;
+		int err;
+
+		inject_match(inject_op_of(r->io.op), r->nr.offset, r->nr.length,
+			     &delay, &err);
+		if (err) {
+			bio_done(&r->io, err); /* a data-path error */
+			return;
+		}
+		if (delay) {
+			struct io_uring_sqe *sqe;
+
+			r->delay_cb.fn = on_delay;
+			r->ts.tv_sec = delay / 1000;
+			r->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
+			sqe = queue_sqe(q, &r->delay_cb);
+			io_uring_prep_timeout(sqe, &r->ts, 0, 0);
+			return;
+		}
+	}
+	submit(r);
+}
+
+/* BLOCK_STATUS: the backend's extents, rounded (P2) and encoded. */
+static int encode_extents(struct req *r)
+{
+	const struct export *exp = r->conn->exp;
+	uint32_t i, n,
+		max = (r->nr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : MAX_EXTENTS;
+	struct proto_extent *raw, *out;
+
+	raw = malloc((size_t)(r->io.n_ext + max) * sizeof *raw);
+	r->ext = malloc((size_t)max * 8);
+	if (!raw || !r->ext) {
+		free(raw);
+		return -ENOMEM;
+	}
+	out = raw + r->io.n_ext;
+	for (i = 0; i < r->io.n_ext; i++) {
+		raw[i].len = r->io.ext[i].len;
+		raw[i].flags =
+			r->io.ext[i].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+	}
+	n = proto_align_extents(raw, r->io.n_ext, r->nr.offset,
+				r->nr.offset + r->nr.length, exp->min_block,
+				out, max);
+	for (i = 0; i < n; i++)
+		proto_encode_extent(r->ext + i * 8, (uint32_t)out[i].len,
+				    out[i].flags);
+	r->ext_len = (size_t)n * 8;
+	free(raw);
+	return 0;
+}
+
+void bio_done(struct bio *io, int res)
+{
+	struct req *r = container_of(io, struct req, io);
+	struct export *exp = r->conn->exp;
+	struct sched_out o;
+	bool latched;
+
+	if (io->op == BIO_EXTENTS) {
+		int e = res ? res : encode_extents(r);
+
+		free(io->ext);
+		io->ext = NULL;
+		if (e) {
+			bio_fail(io,
+				 e); /* E7: reading metadata syncs nothing */
+			return;
+		}
+	}
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	latched = !sched_failed(&exp->sched);
+	sched_complete(&exp->sched, &r->s, res, &o);
+	latched = latched && sched_failed(&exp->sched);
+	pthread_mutex_unlock(&exp->lock);
+	if (unlikely(latched)) /* R5: a FUA write failed; say so once */
+		log_msg("export \"%s\": a FUA write failed: %s; the export "
+			"no longer claims durability until restarted (writes "
+			"and flushes get EIO)",
+			exp->name, strerror(-res));
+	engine_events(io->q, &o, exp);
+}
+
+void bio_fail(struct bio *io, int err)
+{
+	struct req *r = container_of(io, struct req, io);
+	struct export *exp = r->conn->exp;
+	struct sched_out o;
+
+	free(io->ext);
+	io->ext = NULL;
+	sched_out_init(&o);
+	pthread_mutex_lock(&exp->lock);
+	sched_fail(&exp->sched, &r->s, err, &o); /* E7 */
+	pthread_mutex_unlock(&exp->lock);
+	engine_events(io->q, &o, exp);
+}
+
+/* ---------------------------------------------------------------- */
+/* Replies.                                                           */
+
+static void queue_reply(struct req *r)
+{
+	struct conn *c = r->conn;
+	int status = r->s.status;
+	enum proto_payload pay;
+
+	if (unlikely(log_verbose))
+		log_msg("conn %u: %s cookie=%#llx off=%llu len=%u -> %s", c->id,
+			proto_cmd_name(r->nr.type),
+			(unsigned long long)r->nr.cookie,
+			(unsigned long long)r->nr.offset, r->nr.length,
+			status ? strerror(-status) : "ok");
+	/* K1: the trace holds the reply before it can reach the client. */
+	if (unlikely(r->recorded))
+		recorder_reply(c->exp->rec, c->id, &r->nr, status);
+	if (!conn_alive(c)) {
+		req_free(r);
+		return;
+	}
+	r->hdr_len = (uint8_t)proto_encode_reply(
+		r->hdr, &r->nr,
+		proto_nbd_error(status, r->nr.flags & NBD_CMD_FLAG_FAST_ZERO),
+		c->view.structured, c->meta_id, (uint32_t)(r->ext_len / 8),
+		&pay);
+	r->payload = (uint8_t)pay;
+	conn_push_reply(c, r);
+}
+
+void req_reply_error(struct conn *c, const struct nbd_request *nr, int err)
+{
+	struct req *r = req_alloc(c);
+
+	if (!r) {
+		log_msg("conn %u: out of memory for a reply; disconnecting",
+			c->id);
+		conn_abort(c);
+		return;
+	}
+	r->nr = *nr;
+	r->s.status = err;
+	queue_reply(r);
+}
+
+void req_act(struct queue *q, struct req *r)
+{
+	if (r->s.action == SCHED_RUN)
+		start_io(q, r); /* maybe another queue's request (E5) */
+	else
+		queue_reply(r);
+}
