@@ -67,8 +67,7 @@ static int mem_open(const struct backend_opts *o, struct backend **out,
 	if (m->mem == MAP_FAILED)
 		goto out_nomem;
 	pthread_mutex_init(&m->lock, NULL);
-	snprintf(m->desc, sizeof m->desc, "in-memory, %llu bytes",
-		 (unsigned long long)size);
+	snprintf(m->desc, sizeof m->desc, "in-memory scratch disk");
 	m->b.info = (struct backend_info){
 		.size = size,
 		.min_block = 1,
@@ -81,7 +80,7 @@ static int mem_open(const struct backend_opts *o, struct backend **out,
 		.can_fast_zero = true,
 		.in_memory = true,
 		.description = m->desc,
-		.how = "in memory, not kept",
+		.how = "lost at exit",
 	};
 	*out = &m->b;
 	return 0;

@@ -5,6 +5,8 @@
 # Environment (set by tests/meson.build):
 #   LOOPD   the loopd binary under test
 #   SRCDIR  the source tree
+#   LOOPD_BACKEND  "mem" to run a test against the in-memory backend
+#           (tests/meson.build's test-mem-* runs); unset: files
 #
 # What this file gives a test:
 #   $TMP                   a fresh directory, removed at exit
@@ -29,6 +31,10 @@
 #                          client-key.pem, ca-cert.pem), with certtool
 #   on_exit CMD...         run CMD at exit, before the servers are stopped
 #   cli_error RE CMD...    CMD fails with one line on stderr matching RE
+#   disk PATH              the export to serve: PATH, or "mem:" (sized by
+#                          --size) when LOOPD_BACKEND=mem
+#   on_files               true unless LOOPD_BACKEND=mem: guards checks
+#                          that read the backing file itself
 #
 # The kernel as the client (ext4 on a loop device on an nbdfuse file):
 #   kernel_requires        skip (77) unless root, /dev/fuse, nbdfuse, the
@@ -269,6 +275,19 @@ make_pki() {
 		"$C/ca-key.pem" "${client_tmpl[@]}"
 	cp "$C/ca.pem" "$C/srv/ca-cert.pem"
 	cp "$C/ca.pem" "$C/cli/ca-cert.pem"
+}
+
+# disk PATH: what to serve (see the top).
+disk() {
+	if [[ ${LOOPD_BACKEND:-file} == mem ]]; then
+		echo "mem:"
+	else
+		echo "$1"
+	fi
+}
+
+on_files() {
+	[[ ${LOOPD_BACKEND:-file} != mem ]]
 }
 
 # cli_error WANT-REGEX CMD...: CMD must fail with exactly one line on

@@ -91,20 +91,20 @@ PYEOF
 
 check "--flush barrier: later requests on another connection wait"
 start_server b1 --flush barrier --size 16M -q 1 \
-	--inject 'delay=500:sync*1' "$TMP/b1.img"
+	--inject 'delay=500:sync*1' "$(disk "$TMP/b1.img")"
 later "$uri" barrier || fail "barrier did not hold later requests"
 
 check "--flush barrier: the flush waits for earlier requests"
 start_server b2 --flush barrier --size 16M --inject 'delay=500:write*1' \
-	"$TMP/b2.img"
+	"$(disk "$TMP/b2.img")"
 earlier "$uri" barrier || fail "barrier did not wait for earlier requests"
 
 check "--flush sync (default): later requests are not held (documented)"
-start_server s1 --size 16M -q 1 --inject 'delay=500:sync*1' "$TMP/s1.img"
+start_server s1 --size 16M -q 1 --inject 'delay=500:sync*1' "$(disk "$TMP/s1.img")"
 later "$uri" sync || fail "sync mode held later requests"
 
 check "--flush sync (default): the flush does not wait for unreplied writes"
-start_server s2 --size 16M --inject 'delay=500:write*1' "$TMP/s2.img"
+start_server s2 --size 16M --inject 'delay=500:write*1' "$(disk "$TMP/s2.img")"
 earlier "$uri" sync || fail "sync mode waited for an unreplied write"
 
 echo "test-barrier: all checks passed"

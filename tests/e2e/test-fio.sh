@@ -8,7 +8,7 @@ source "$SRCDIR/tests/e2e/functions.sh"
 requires fio
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
 
-start_server main --size 64M "$TMP/disk.img"
+start_server main --size 64M "$(disk "$TMP/disk.img")"
 
 # Each job (one connection each) owns a 16 MiB quarter of the 64 MiB
 # export, so verification never sees another job's data.
@@ -40,7 +40,7 @@ PYEOF
 # spread their I/O to other workers (E5 in worker.c) and flushes batched
 # across connections: every request changes hands between threads through
 # IORING_OP_MSG_RING, which is what the TSan build checks here.
-start_server spread --queues 4 --size 64M "$TMP/spread.img"
+start_server spread --queues 4 --size 64M "$(disk "$TMP/spread.img")"
 check "fio randrw, bs=256k, iodepth=16, fsync every 8, 4 jobs on 4 workers"
 fio --name=spread --ioengine=nbd --uri="$uri" --rw=randrw --bs=256k \
 	--size=16M --offset_increment=16M --numjobs=4 --iodepth=16 \

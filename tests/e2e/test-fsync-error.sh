@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 
-start_server main --size 16M --inject 'error=EIO:sync*1' "$TMP/disk.img"
+start_server main --size 16M --inject 'error=EIO:sync*1' "$(disk "$TMP/disk.img")"
 
 check "a failed sync latches EIO for writes and flushes"
 "$PY" - "$uri" <<'PYEOF'

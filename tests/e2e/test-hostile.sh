@@ -12,7 +12,7 @@ source "$SRCDIR/tests/e2e/functions.sh"
 real_fs_dir
 
 check "a server on a Unix socket, 128 MiB export"
-start_server hostile --size 128M "$dir/disk.img"
+start_server hostile --size 128M "$(disk "$dir/disk.img")"
 ok "server $pid on $socket"
 
 "$PY" "$SRCDIR/tests/e2e/test_hostile.py" "$uri" "$socket" "$pid"

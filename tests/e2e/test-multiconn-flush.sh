@@ -48,15 +48,15 @@ PYEOF
 }
 
 check "with the sync failing (error=EIO:sync*1), h2's flush fails with EIO"
-start_server error --size 16M --inject 'error=EIO:sync*1' "$TMP/error.img"
+start_server error --size 16M --inject 'error=EIO:sync*1' "$(disk "$TMP/error.img")"
 multiconn "$uri" error || fail "flush on h2 did not sync h1's write"
 
 check "with the sync delayed 300 ms, h2's flush waits for it"
-start_server delay --size 16M --inject 'delay=300:sync*1' "$TMP/delay.img"
+start_server delay --size 16M --inject 'delay=300:sync*1' "$(disk "$TMP/delay.img")"
 multiconn "$uri" delay || fail "flush on h2 did not wait for a sync"
 
 check "without injection: h1's write is visible on h2 and back"
-start_server plain --size 16M "$TMP/plain.img"
+start_server plain --size 16M "$(disk "$TMP/plain.img")"
 multiconn "$uri" plain || fail "multi-conn visibility"
 
 echo "test-multiconn-flush: all checks passed"

@@ -18,19 +18,24 @@ overlap_writes() {
 }
 
 check "--order overlap (default): the second write wins despite the delay"
-start_server overlap --size 1M --inject 'delay=500:write*1' "$TMP/a.img"
+start_server overlap --size 1M --inject 'delay=500:write*1' "$(disk "$TMP/a.img")"
 overlap_writes overlap || fail "qemu-io exited non-zero"
 if grep -q 'Pattern verification failed' "$TMP/overlap.out"; then
 	fail "overlapping writes were reordered"
 fi
-stop_server "$pid"
-head -c 65536 "$TMP/a.img" | cmp - <(head -c 65536 /dev/zero | tr '\0' '\2') ||
-	fail "the file does not hold the second write"
-ok "read back pattern 2, and the file holds pattern 2"
+if on_files; then
+	stop_server "$pid"
+	head -c 65536 "$TMP/a.img" |
+		cmp - <(head -c 65536 /dev/zero | tr '\0' '\2') ||
+		fail "the file does not hold the second write"
+	ok "read back pattern 2, and the file holds pattern 2"
+else
+	ok "read back pattern 2"
+fi
 
 check "--order relaxed: the delayed first write lands last (documented)"
 start_server relaxed --order relaxed --size 1M --inject 'delay=500:write*1' \
-	"$TMP/b.img"
+	"$(disk "$TMP/b.img")"
 overlap_writes relaxed || true
 grep -q 'Pattern verification failed' "$TMP/relaxed.out" ||
 	fail "relaxed order did not reorder: is --inject delay working?"

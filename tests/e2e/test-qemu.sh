@@ -6,7 +6,7 @@ set -euo pipefail
 source "$SRCDIR/tests/e2e/functions.sh"
 requires qemu-img qemu-io
 
-start_server main --size 64M "$TMP/disk.img"
+start_server main --size 64M "$(disk "$TMP/disk.img")"
 
 check "qemu-img info reports the virtual size"
 qemu-img info "$uri" >"$TMP/info.txt"
