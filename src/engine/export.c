@@ -87,6 +87,8 @@ void backend_sync_done(struct backend_sync *bs, int res)
 {
 	struct export_sync *es = container_of(bs, struct export_sync, bs);
 	struct export *exp = es->exp;
+	struct queue *q = bs->q; /* bs may start the next sync once the
+				    scheduler has it (R1) */
 	struct sched_out o;
 
 	if (res < 0)
@@ -100,7 +102,7 @@ void backend_sync_done(struct backend_sync *bs, int res)
 	pthread_mutex_lock(&exp->lock);
 	sched_sync_done(&exp->sched, res, &o);
 	pthread_mutex_unlock(&exp->lock);
-	engine_events(bs->q, &o, exp);
+	engine_events(q, &o, exp);
 }
 
 static void sync_now(struct export_sync *es)
