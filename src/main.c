@@ -39,6 +39,7 @@
 #include "trace/recorder.h"
 #include "engine/sched.h"
 #include "serve/server.h"
+#include "util/io.h"
 #include "util/size.h"
 #include "engine/worker.h"
 
@@ -189,45 +190,21 @@ die(const char *fmt, ...)
 static void add_unix(const char *path)
 {
 	struct listener *l = &listeners[n_listeners];
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (n_listeners == MAX_LISTENERS)
 		die("too many listeners (max %d)", MAX_LISTENERS);
-	if (strlen(path) >= sizeof sa.sun_path)
+	/* Created with --socket-mode, with no window in which a wider mode
+	 * is visible; a stale socket of a dead server is replaced. */
+	fd = unix_listen(path, socket_mode, 0);
+	if (fd == -ENAMETOOLONG)
 		die("%s: Unix socket path too long", path);
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -EADDRINUSE)
+		die("%s: in use by another server", path);
+	if (fd == -EEXIST)
+		die("%s: exists and is not a socket", path);
 	if (fd < 0)
-		die("socket: %s", strerror(errno));
-	/* The socket is created with --socket-mode, with no window in
-	 * which a wider mode is visible. */
-	umask(~socket_mode & 0777);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-		/* bound */
-	} else if (errno == EADDRINUSE) {
-		/* A stale socket from a dead server may be replaced. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct stat st;
-
-		if (probe >= 0 &&
-		    connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0)
-			die("%s: in use by another server", path);
-		if (probe >= 0)
-			close(probe);
-		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-			die("%s: exists and is not a socket", path);
-		unlink(path);
-		if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-			die("%s: %s", path, strerror(errno));
-	} else {
-		die("%s: %s", path, strerror(errno));
-	}
-	umask(022);
-	if (chmod(path, socket_mode) < 0)
-		die("%s: chmod: %s", path, strerror(errno));
-	if (listen(fd, SOMAXCONN) < 0)
-		die("%s: listen: %s", path, strerror(errno));
+		die("%s: %s", path, strerror(-fd));
 	l->fd = fd;
 	l->unix_path = strdup(path);
 	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", path);
