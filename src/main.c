@@ -38,17 +38,11 @@
 #include "util/log.h"
 #include "trace/recorder.h"
 #include "engine/sched.h"
+#include "serve/config.h"
 #include "serve/server.h"
 #include "util/io.h"
 #include "util/size.h"
 #include "engine/worker.h"
-
-#define DEFAULT_LISTEN "127.0.0.1:10809"
-#define MAX_LISTENERS 32
-
-static unsigned int handshake_timeout = 60; /* seconds; 0 = none */
-static unsigned int shutdown_timeout = 10; /* seconds of grace (E6) */
-static mode_t socket_mode = 0600;
 
 struct listener {
 	int fd;
@@ -85,92 +79,6 @@ static void usage_main(FILE *f)
 		   "See loopd(1) and docs/ for the durability contract.\n");
 }
 
-static void usage_serve(FILE *f)
-{
-	fprintf(f,
-		"Usage: loopd serve [OPTIONS] FILE|NAME=FILE...\n"
-		"\n"
-		"Serve each FILE as an NBD export named after its basename (or "
-		"NAME).\n"
-		"The first FILE is also the default export (empty name).\n"
-		"\n"
-		"Options:\n"
-		"  -s, --size SIZE         create a missing FILE sparse, or "
-		"grow a smaller one\n"
-		"                          (suffixes K M G T, powers of 1024)\n"
-		"  -r, --read-only         refuse writes (EPERM)\n"
-		"  -U, --unix PATH         listen on a Unix socket "
-		"(repeatable)\n"
-		"  -l, --listen HOST:PORT  listen on TCP (repeatable; port 0 "
-		"picks one)\n"
-		"                          default: " DEFAULT_LISTEN
-		" (never all interfaces\n"
-		"                          unless asked, e.g. 0.0.0.0:10809)\n"
-		"      --cache MODE        direct (O_DIRECT, default where "
-		"supported) or buffered\n"
-		"      --order MODE        overlap (default: overlapping "
-		"requests run in arrival\n"
-		"                          order, R3) or relaxed (the bare "
-		"NBD contract)\n"
-		"      --flush MODE        sync (default: exact FLUSH/FUA), "
-		"barrier (a flush waits\n"
-		"                          for all earlier requests and holds "
-		"later ones, R4) or\n"
-		"                          unsafe (no syncs: scratch disks "
-		"only)\n"
-		"      --socket-mode MODE  mode of --unix sockets (default "
-		"0600: "
-		"owner only)\n"
-		"      --max-connections N  refuse connections beyond N "
-		"(default 1024, 0 = no limit)\n"
-		"      --handshake-timeout SECS  drop clients that stall in "
-		"negotiation\n"
-		"                          (default 60, 0 = never)\n"
-		"      --shutdown-timeout SECS  on SIGINT/SIGTERM, wait this "
-		"long for clients\n"
-		"                          to take their replies, then close "
-		"them (default 10)\n"
-		"      --tls MODE          off (default), on (offer TLS; "
-		"plaintext allowed) or\n"
-		"                          require (refuse clients that do "
-		"not start TLS)\n"
-		"      --tls-certificates DIR  X.509: DIR/server-cert.pem, "
-		"server-key.pem and\n"
-		"                          optional ca-cert.pem, ca-crl.pem\n"
-		"      --tls-verify-peer   require a client certificate "
-		"signed by DIR/ca-cert.pem\n"
-		"      --tls-psk FILE      pre-shared keys, USER:HEXKEY lines "
-		"(see psktool)\n"
-		"      --user USER         switch to USER (and its groups) "
-		"once "
-		"listening\n"
-		"      --group GROUP       switch to GROUP once listening\n"
-		"  -q, --queues N          worker threads, each with its own "
-		"io_uring\n"
-		"                          (default: one per CPU)\n"
-		"  -f, --foreground        do not daemonise\n"
-		"  -P, --pidfile FILE      write the server's PID to FILE\n"
-		"  -v, --verbose           log every request to stderr\n"
-		"      --record TRACE      record every request into TRACE "
-		"for 'loopd crash'\n"
-		"      --inject SPEC       fault injection, FOR TESTING ONLY "
-		"(or LOOPD_INJECT):\n"
-		"                          delay=MS:OP[@START-END][*N], "
-		"error=EIO|ENOSPC:OP[...]\n"
-		"  -h, --help              show this help\n"
-		"\n"
-		"Without -f, loopd returns once it is listening. SIGINT or "
-		"SIGTERM stop it:\n"
-		"in-flight requests finish and are answered (a second signal, "
-		"or the end of\n"
-		"--shutdown-timeout, closes the clients that have not taken "
-		"their replies),\n"
-		"every export is synced, and the exit status is 0, or 1 if a "
-		"sync failed\n"
-		"or an export stopped claiming durability after an I/O "
-		"error.\n");
-}
-
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
 {
@@ -187,7 +95,7 @@ die(const char *fmt, ...)
 /* ---------------------------------------------------------------- */
 /* Listeners.                                                        */
 
-static void add_unix(const char *path)
+static void add_unix(const char *path, mode_t mode)
 {
 	struct listener *l = &listeners[n_listeners];
 	int fd;
@@ -196,7 +104,7 @@ static void add_unix(const char *path)
 		die("too many listeners (max %d)", MAX_LISTENERS);
 	/* Created with --socket-mode, with no window in which a wider mode
 	 * is visible; a stale socket of a dead server is replaced. */
-	fd = unix_listen(path, socket_mode, 0);
+	fd = unix_listen(path, mode, 0);
 	if (fd == -ENAMETOOLONG)
 		die("%s: Unix socket path too long", path);
 	if (fd == -EADDRINUSE)
@@ -330,7 +238,7 @@ static void *handshake_thread(void *arg)
 	return NULL;
 }
 
-static void accept_one(struct listener *l)
+static void accept_one(struct listener *l, unsigned int handshake_timeout)
 {
 	struct hs_arg *a;
 	pthread_attr_t attr;
@@ -479,31 +387,6 @@ static void signal_ready(void)
 
 /* ---------------------------------------------------------------- */
 
-static int parse_enum(const char *opt, const char *val,
-		      const char *const *names, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(val, names[i]))
-			return i;
-	die("--%s %s: expected one of %s%s%s%s%s", opt, val, names[0],
-	    n > 1 ? ", " : "", n > 1 ? names[1] : "", n > 2 ? ", " : "",
-	    n > 2 ? names[2] : "");
-}
-
-static unsigned int parse_uint(const char *opt, const char *val,
-			       unsigned long lo, unsigned long hi)
-{
-	char *end;
-	unsigned long v = strtoul(val, &end, 10);
-
-	if (!*val || *end || v < lo || v > hi || *val == '-')
-		die("--%s %s: expected a number from %lu to %lu", opt, val, lo,
-		    hi);
-	return (unsigned int)v;
-}
-
 static void add_export(struct export_opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -544,7 +427,8 @@ static void add_export(struct export_opts *o, const char *arg)
 }
 
 /* Milliseconds of the grace period left after start. */
-static int grace_left(const struct timespec *start)
+static int grace_left(const struct timespec *start,
+		      unsigned int shutdown_timeout)
 {
 	struct timespec now;
 	long long ms;
@@ -562,7 +446,7 @@ static int grace_left(const struct timespec *start)
  * whatever is left.  TLS relays get what remains of the period to pass on
  * the last replies.
  */
-static void wait_workers(int sfd)
+static void wait_workers(int sfd, unsigned int shutdown_timeout)
 {
 	struct pollfd pfd[2] = {{.fd = workers_done_fd(), .events = POLLIN},
 				{.fd = sfd, .events = POLLIN}};
@@ -572,7 +456,7 @@ static void wait_workers(int sfd)
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		n = poll(pfd, 2, grace_left(&start));
+		n = poll(pfd, 2, grace_left(&start, shutdown_timeout));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -596,7 +480,7 @@ static void wait_workers(int sfd)
 		break;
 	}
 	workers_join();
-	if (srv.tls && !tls_proxy_drain(grace_left(&start))) {
+	if (srv.tls && !tls_proxy_drain(grace_left(&start, shutdown_timeout))) {
 		tls_proxy_abort();
 		(void)tls_proxy_drain(1000);
 	}
@@ -638,239 +522,55 @@ static int finish_exports(void)
 
 static int cmd_serve(int argc, char **argv)
 {
-	enum {
-		OPT_CACHE = 256,
-		OPT_ORDER,
-		OPT_FLUSH,
-		OPT_INJECT,
-		OPT_RECORD,
-		OPT_MAXCONN,
-		OPT_HSTIMEOUT,
-		OPT_SHUTDOWNTIMEOUT,
-		OPT_SOCKMODE,
-		OPT_TLS,
-		OPT_TLSCERTS,
-		OPT_TLSVERIFY,
-		OPT_TLSPSK,
-		OPT_USER,
-		OPT_GROUP,
-	};
-	static const struct option opts[] = {
-		{"size", required_argument, NULL, 's'},
-		{"read-only", no_argument, NULL, 'r'},
-		{"unix", required_argument, NULL, 'U'},
-		{"listen", required_argument, NULL, 'l'},
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"order", required_argument, NULL, OPT_ORDER},
-		{"flush", required_argument, NULL, OPT_FLUSH},
-		{"queues", required_argument, NULL, 'q'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"pidfile", required_argument, NULL, 'P'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"inject", required_argument, NULL, OPT_INJECT},
-		{"record", required_argument, NULL, OPT_RECORD},
-		{"max-connections", required_argument, NULL, OPT_MAXCONN},
-		{"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
-		{"shutdown-timeout", required_argument, NULL,
-		 OPT_SHUTDOWNTIMEOUT},
-		{"socket-mode", required_argument, NULL, OPT_SOCKMODE},
-		{"tls", required_argument, NULL, OPT_TLS},
-		{"tls-certificates", required_argument, NULL, OPT_TLSCERTS},
-		{"tls-verify-peer", no_argument, NULL, OPT_TLSVERIFY},
-		{"tls-psk", required_argument, NULL, OPT_TLSPSK},
-		{"user", required_argument, NULL, OPT_USER},
-		{"group", required_argument, NULL, OPT_GROUP},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	static const char *const cache_names[] = {"direct", "buffered"};
-	static const char *const order_names[] = {"overlap", "relaxed"};
-	static const char *const flush_names[] = {"sync", "barrier", "unsafe"};
-	static const char *const tls_names[] = {"off", "on", "require"};
-	enum tls_mode tls_mode = TLS_OFF;
-	struct tls_config tls_cfg = {0};
-	const char *user = NULL, *group = NULL;
+	struct serve_config cfg;
 	struct ids ids = {0};
-	const char *unix_paths[MAX_LISTENERS], *tcp_specs[MAX_LISTENERS];
-	unsigned int n_unix = 0, n_tcp = 0, i;
-	struct export_opts eo = {.cache = CACHE_DIRECT,
-				 .order = SCHED_ORDER_OVERLAP,
-				 .flush = SCHED_FLUSH_SYNC};
-	const char *pidfile = NULL, *env, *record = NULL;
+	unsigned int i;
 	struct recorder *rec = NULL;
-	bool foreground = false;
 	char err[512], sz[32];
 	sigset_t mask;
-	int c, sfd, r;
-	long ncpu;
+	int sfd, r;
 
-	srv.max_conns = 1024;
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	srv.n_queues = ncpu > 0 ? (unsigned int)ncpu : 1;
-	env = getenv("LOOPD_INJECT");
-	if (env && *env && inject_parse(env, err, sizeof err) < 0)
-		die("LOOPD_INJECT: %s", err);
-
-	opterr = 0; /* our own one-line messages */
-	while ((c = getopt_long(argc, argv, ":s:rU:l:q:fP:vh", opts, NULL)) !=
-	       -1) {
-		switch (c) {
-		case 's':
-			r = size_parse(optarg, &eo.create_size);
-			if (r < 0 || eo.create_size == 0)
-				die("--size %s: expected a size such as 1G, "
-				    "512M or 1048576",
-				    optarg);
-			break;
-		case 'r':
-			eo.read_only = true;
-			break;
-		case 'U':
-			if (n_unix == MAX_LISTENERS)
-				die("too many --unix options");
-			unix_paths[n_unix++] = optarg;
-			break;
-		case 'l':
-			if (n_tcp == MAX_LISTENERS)
-				die("too many --listen options");
-			tcp_specs[n_tcp++] = optarg;
-			break;
-		case OPT_CACHE:
-			eo.cache = (enum cache_mode)parse_enum("cache", optarg,
-							       cache_names, 2);
-			break;
-		case OPT_ORDER:
-			eo.order = (enum sched_order)parse_enum("order", optarg,
-								order_names, 2);
-			break;
-		case OPT_FLUSH:
-			eo.flush = (enum sched_flush_mode)parse_enum(
-				"flush", optarg, flush_names, 3);
-			break;
-		case 'q': {
-			char *end;
-			long q = strtol(optarg, &end, 10);
-
-			if (*end || q < 1 || q > 256)
-				die("--queues %s: expected a number from 1 "
-				    "to 256",
-				    optarg);
-			srv.n_queues = (unsigned int)q;
-			break;
-		}
-		case 'f':
-			foreground = true;
-			break;
-		case 'P':
-			pidfile = optarg;
-			break;
-		case 'v':
-			log_verbose = true;
-			srv.verbose = true;
-			break;
-		case OPT_INJECT:
-			if (inject_parse(optarg, err, sizeof err) < 0)
-				die("%s", err);
-			break;
-		case OPT_RECORD:
-			record = optarg;
-			break;
-		case OPT_MAXCONN:
-			srv.max_conns = parse_uint("max-connections", optarg, 0,
-						   1000000);
-			break;
-		case OPT_HSTIMEOUT:
-			handshake_timeout = parse_uint("handshake-timeout",
-						       optarg, 0, 86400);
-			break;
-		case OPT_SHUTDOWNTIMEOUT:
-			shutdown_timeout = parse_uint("shutdown-timeout",
-						      optarg, 0, 86400);
-			break;
-		case OPT_SOCKMODE: {
-			char *end;
-			unsigned long m = strtoul(optarg, &end, 8);
-
-			if (!*optarg || *end || m > 0777)
-				die("--socket-mode %s: expected an octal mode "
-				    "such as 0600 or 0660",
-				    optarg);
-			socket_mode = (mode_t)m;
-			break;
-		}
-		case OPT_TLS:
-			tls_mode = (enum tls_mode)parse_enum("tls", optarg,
-							     tls_names, 3);
-			break;
-		case OPT_TLSCERTS:
-			tls_cfg.cert_dir = optarg;
-			break;
-		case OPT_TLSVERIFY:
-			tls_cfg.verify_peer = true;
-			break;
-		case OPT_TLSPSK:
-			tls_cfg.psk_file = optarg;
-			break;
-		case OPT_USER:
-			user = optarg;
-			break;
-		case OPT_GROUP:
-			group = optarg;
-			break;
-		case 'h':
-			usage_serve(stdout);
-			return 0;
-		case ':':
-			die("serve: option '%s' needs a value (try 'loopd "
-			    "serve --help')",
-			    argv[optind - 1]);
-		default:
-			die("serve: unknown option '%s' (try 'loopd serve "
-			    "--help')",
-			    argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		die("serve: no FILE given (try 'loopd serve --help')");
-	if (tls_mode == TLS_OFF &&
-	    (tls_cfg.cert_dir || tls_cfg.psk_file || tls_cfg.verify_peer))
-		die("--tls-certificates, --tls-psk and --tls-verify-peer need "
-		    "--tls=on or --tls=require");
-	if (tls_mode != TLS_OFF) {
-		srv.tls = tls_ctx_new(&tls_cfg, err, sizeof err);
+	r = config_parse(&cfg, argc, argv);
+	if (r)
+		return r < 0 ? 1 : 0;
+	srv.n_queues = cfg.n_queues;
+	srv.max_conns = cfg.max_conns;
+	srv.verbose = cfg.verbose;
+	log_verbose = cfg.verbose;
+	if (cfg.tls_mode != TLS_OFF) {
+		srv.tls = tls_ctx_new(&cfg.tls, err, sizeof err);
 		if (!srv.tls)
 			die("%s", err);
-		srv.tls_require = tls_mode == TLS_REQUIRE;
+		srv.tls_require = cfg.tls_mode == TLS_REQUIRE;
 	}
-	if (user || group)
-		ids = lookup_ids(user, group);
-	for (i = 0; optind < argc; optind++, i++)
-		add_export(&eo, argv[optind]);
+	if (cfg.user || cfg.group)
+		ids = lookup_ids(cfg.user, cfg.group);
+	for (i = 0; i < cfg.n_files; i++)
+		add_export(&cfg.exp, cfg.files[i]);
 
-	if (record) {
+	if (cfg.record) {
 		if (srv.n_exports != 1)
 			die("--record: serve exactly one FILE when recording");
-		if (recorder_open(record, srv.exports[0], &rec, err,
+		if (recorder_open(cfg.record, srv.exports[0], &rec, err,
 				  sizeof err) < 0)
-			die("--record %s: %s", record, err);
+			die("--record %s: %s", cfg.record, err);
 		srv.exports[0]->rec = rec;
 		log_msg("recording into %s (flush mode %s); mark with: loopd "
 			"trace mark %s LABEL",
-			record, sched_flush_mode_name(eo.flush), record);
+			cfg.record, sched_flush_mode_name(cfg.exp.flush),
+			cfg.record);
 	}
-	if (eo.flush == SCHED_FLUSH_UNSAFE)
+	if (cfg.exp.flush == SCHED_FLUSH_UNSAFE)
 		log_msg("warning: --flush=unsafe: FLUSH and FUA are "
 			"acknowledged without syncing; a crash or power loss "
 			"can lose acknowledged writes");
 	if (inject_enabled)
 		log_msg("warning: fault injection is on (testing only)");
 
-	for (i = 0; i < n_unix; i++)
-		add_unix(unix_paths[i]);
-	for (i = 0; i < n_tcp; i++)
-		add_tcp(tcp_specs[i]);
-	if (!n_unix && !n_tcp)
-		add_tcp(DEFAULT_LISTEN);
+	for (i = 0; i < cfg.n_unix; i++)
+		add_unix(cfg.unix_paths[i], cfg.socket_mode);
+	for (i = 0; i < cfg.n_tcp; i++)
+		add_tcp(cfg.tcp_specs[i]);
 
 	for (i = 0; i < srv.n_exports; i++) {
 		struct export *e = srv.exports[i];
@@ -905,7 +605,7 @@ static int cmd_serve(int argc, char **argv)
 				hint);
 	}
 
-	if (!foreground)
+	if (!cfg.foreground)
 		daemonise();
 
 	/* Signals are taken synchronously by this thread only. */
@@ -921,14 +621,14 @@ static int cmd_serve(int argc, char **argv)
 	r = workers_start(&srv);
 	if (r < 0)
 		die("cannot start workers: %s", strerror(-r));
-	if (pidfile) {
-		FILE *f = fopen(pidfile, "w");
+	if (cfg.pidfile) {
+		FILE *f = fopen(cfg.pidfile, "w");
 
 		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f))
-			die("%s: %s", pidfile, strerror(errno));
+			die("%s: %s", cfg.pidfile, strerror(errno));
 	}
 	/* Everything that needs root is done: sockets, files, workers. */
-	if (user || group)
+	if (cfg.user || cfg.group)
 		drop_privileges(&ids);
 	signal_ready();
 
@@ -962,13 +662,14 @@ static int cmd_serve(int argc, char **argv)
 			recorder_ctl_handle(rec);
 		for (i = 0; i < n_listeners; i++)
 			if (pfd[i].revents)
-				accept_one(&listeners[i]);
+				accept_one(&listeners[i],
+					   cfg.handshake_timeout);
 	}
 
 	/* Graceful stop (E6). */
 	log_msg("stopping: finishing in-flight requests (up to %u s; a "
 		"second signal closes the clients at once)",
-		shutdown_timeout);
+		cfg.shutdown_timeout);
 	server_stop(&srv); /* H9: handshakes still going are refused */
 	for (i = 0; i < n_listeners; i++) {
 		close(listeners[i].fd);
@@ -976,14 +677,14 @@ static int cmd_serve(int argc, char **argv)
 			unlink(listeners[i].unix_path);
 	}
 	workers_stop();
-	wait_workers(sfd);
+	wait_workers(sfd, cfg.shutdown_timeout);
 	r = finish_exports();
 	if (rec && recorder_close(rec) < 0) {
-		log_msg("--record %s: could not finish the trace", record);
+		log_msg("--record %s: could not finish the trace", cfg.record);
 		r = 1;
 	}
-	if (pidfile)
-		unlink(pidfile);
+	if (cfg.pidfile)
+		unlink(cfg.pidfile);
 	log_msg("stopped");
 	return r;
 }
