@@ -39,6 +39,7 @@
 #include "trace/recorder.h"
 #include "engine/sched.h"
 #include "serve/config.h"
+#include "serve/daemon.h"
 #include "serve/server.h"
 #include "util/io.h"
 #include "util/size.h"
@@ -290,103 +291,6 @@ static void accept_one(struct listener *l, unsigned int handshake_timeout)
 	}
 }
 
-/* ---------------------------------------------------------------- */
-/* --user / --group: looked up at start, so a typo fails before anything
- * is served; switched to once everything that needs root is done.    */
-
-struct ids {
-	const char *user; /* NULL: keep the uid */
-	uid_t uid;
-	gid_t gid;
-};
-
-static struct ids lookup_ids(const char *user, const char *group)
-{
-	struct ids ids = {.user = user, .gid = getgid()};
-	char buf[16384];
-
-	if (user) {
-		struct passwd pwd, *pw = NULL;
-
-		if (getpwnam_r(user, &pwd, buf, sizeof buf, &pw) != 0 || !pw)
-			die("--user %s: no such user", user);
-		ids.uid = pw->pw_uid;
-		ids.gid = pw->pw_gid;
-	}
-	if (group) {
-		struct group grp, *gr = NULL;
-
-		if (getgrnam_r(group, &grp, buf, sizeof buf, &gr) != 0 || !gr)
-			die("--group %s: no such group", group);
-		ids.gid = gr->gr_gid;
-	}
-	if (geteuid() != 0)
-		die("--user/--group: loopd must be started as root to "
-		    "switch to another user");
-	return ids;
-}
-
-static void drop_privileges(const struct ids *ids)
-{
-	if ((ids->user ? initgroups(ids->user, ids->gid) : setgroups(0, NULL)) <
-		    0 ||
-	    setresgid(ids->gid, ids->gid, ids->gid) < 0)
-		die("--group: cannot switch to group %u: %s",
-		    (unsigned)ids->gid, strerror(errno));
-	if (ids->user && setresuid(ids->uid, ids->uid, ids->uid) < 0)
-		die("--user %s: cannot switch: %s", ids->user, strerror(errno));
-	if (ids->user && ids->uid != 0 && setuid(0) == 0)
-		die("--user %s: root could be regained; stopping", ids->user);
-	log_msg("running as uid %u, gid %u", (unsigned)geteuid(),
-		(unsigned)getegid());
-}
-
-/* ---------------------------------------------------------------- */
-/* Daemonising with a readiness pipe.                                */
-
-static int ready_fd = -1;
-
-static void daemonise(void)
-{
-	int p[2], nul;
-	pid_t pid;
-	char c;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		die("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid > 0) {
-		/* Parent: exit 0 once the child says it is listening. */
-		close(p[1]);
-		exit(read(p[0], &c, 1) == 1 ? 0 : 1);
-	}
-	close(p[0]);
-	ready_fd = p[1];
-	setsid();
-	nul = open("/dev/null", O_RDWR);
-	if (nul >= 0) {
-		dup2(nul, 0);
-		dup2(nul, 1);
-		if (nul > 2)
-			close(nul);
-	}
-	/* stderr stays: messages still reach the log the user chose. */
-}
-
-static void signal_ready(void)
-{
-	if (ready_fd >= 0) {
-		if (write(ready_fd, "r", 1) != 1)
-			log_msg("cannot signal readiness: %s", strerror(errno));
-		close(ready_fd);
-		ready_fd = -1;
-	}
-}
-
-/* ---------------------------------------------------------------- */
-
 static void add_export(struct export_opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
@@ -527,8 +431,7 @@ static int cmd_serve(int argc, char **argv)
 	unsigned int i;
 	struct recorder *rec = NULL;
 	char err[512], sz[32];
-	sigset_t mask;
-	int sfd, r;
+	int sfd, r, status;
 
 	r = config_parse(&cfg, argc, argv);
 	if (r)
@@ -543,8 +446,9 @@ static int cmd_serve(int argc, char **argv)
 			die("%s", err);
 		srv.tls_require = cfg.tls_mode == TLS_REQUIRE;
 	}
-	if (cfg.user || cfg.group)
-		ids = lookup_ids(cfg.user, cfg.group);
+	if ((cfg.user || cfg.group) &&
+	    lookup_ids(cfg.user, cfg.group, &ids) < 0)
+		return 1;
 	for (i = 0; i < cfg.n_files; i++)
 		add_export(&cfg.exp, cfg.files[i]);
 
@@ -605,31 +509,24 @@ static int cmd_serve(int argc, char **argv)
 				hint);
 	}
 
-	if (!cfg.foreground)
-		daemonise();
-
+	if (!cfg.foreground) {
+		r = daemonise(&status);
+		if (r)
+			return r < 0 ? 1 : status;
+	}
 	/* Signals are taken synchronously by this thread only. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sfd = signals_block();
 	if (sfd < 0)
-		die("signalfd: %s", strerror(errno));
+		return 1;
 
 	r = workers_start(&srv);
 	if (r < 0)
 		die("cannot start workers: %s", strerror(-r));
-	if (cfg.pidfile) {
-		FILE *f = fopen(cfg.pidfile, "w");
-
-		if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f))
-			die("%s: %s", cfg.pidfile, strerror(errno));
-	}
+	if (cfg.pidfile && pidfile_write(cfg.pidfile) < 0)
+		return 1;
 	/* Everything that needs root is done: sockets, files, workers. */
-	if (cfg.user || cfg.group)
-		drop_privileges(&ids);
+	if ((cfg.user || cfg.group) && drop_privileges(&ids) < 0)
+		return 1;
 	signal_ready();
 
 	for (;;) {
@@ -684,7 +581,7 @@ static int cmd_serve(int argc, char **argv)
 		r = 1;
 	}
 	if (cfg.pidfile)
-		unlink(cfg.pidfile);
+		pidfile_remove(cfg.pidfile);
 	log_msg("stopped");
 	return r;
 }
