@@ -40,20 +40,13 @@
 #include "engine/sched.h"
 #include "serve/config.h"
 #include "serve/daemon.h"
+#include "serve/listen.h"
 #include "serve/server.h"
 #include "util/io.h"
 #include "util/size.h"
 #include "engine/worker.h"
 
-struct listener {
-	int fd;
-	bool tcp;
-	char *unix_path; /* to unlink at exit */
-	char uri[1200]; /* how a client reaches it */
-};
-
-static struct listener listeners[MAX_LISTENERS];
-static unsigned int n_listeners;
+static struct listeners listeners;
 static struct server srv;
 
 static void usage_main(FILE *f)
@@ -91,204 +84,6 @@ die(const char *fmt, ...)
 	va_end(ap);
 	log_msg("%s", buf);
 	exit(1);
-}
-
-/* ---------------------------------------------------------------- */
-/* Listeners.                                                        */
-
-static void add_unix(const char *path, mode_t mode)
-{
-	struct listener *l = &listeners[n_listeners];
-	int fd;
-
-	if (n_listeners == MAX_LISTENERS)
-		die("too many listeners (max %d)", MAX_LISTENERS);
-	/* Created with --socket-mode, with no window in which a wider mode
-	 * is visible; a stale socket of a dead server is replaced. */
-	fd = unix_listen(path, mode, 0);
-	if (fd == -ENAMETOOLONG)
-		die("%s: Unix socket path too long", path);
-	if (fd == -EADDRINUSE)
-		die("%s: in use by another server", path);
-	if (fd == -EEXIST)
-		die("%s: exists and is not a socket", path);
-	if (fd < 0)
-		die("%s: %s", path, strerror(-fd));
-	l->fd = fd;
-	l->unix_path = strdup(path);
-	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", path);
-	n_listeners++;
-}
-
-static void add_tcp(const char *spec)
-{
-	char host[256], port[32], *colon;
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai, *a;
-	int r, fd = -1, one = 1, err = 0;
-
-	if (strlen(spec) >= sizeof host)
-		die("--listen %s: too long", spec);
-	if (spec[0] == '[') {
-		const char *close_b = strchr(spec, ']');
-
-		if (!close_b || close_b[1] != ':')
-			die("--listen %s: expected [IPV6]:PORT", spec);
-		snprintf(host, sizeof host, "%.*s", (int)(close_b - spec - 1),
-			 spec + 1);
-		snprintf(port, sizeof port, "%s", close_b + 2);
-	} else {
-		colon = strrchr(spec, ':');
-		if (!colon || colon == spec)
-			die("--listen %s: expected HOST:PORT", spec);
-		snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
-		snprintf(port, sizeof port, "%s", colon + 1);
-	}
-	if (!*port || strspn(port, "0123456789") != strlen(port))
-		die("--listen %s: bad port", spec);
-	r = getaddrinfo(host, port, &hints, &ai);
-	if (r)
-		die("--listen %s: %s", spec, gai_strerror(r));
-	for (a = ai; a; a = a->ai_next) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		char h[NI_MAXHOST], p[NI_MAXSERV];
-		struct listener *l;
-
-		if (n_listeners == MAX_LISTENERS)
-			die("too many listeners (max %d)", MAX_LISTENERS);
-		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
-			    a->ai_protocol);
-		if (fd < 0) {
-			err = errno;
-			continue;
-		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (a->ai_family == AF_INET6)
-			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-				   sizeof one);
-		if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 ||
-		    listen(fd, SOMAXCONN) < 0) {
-			err = errno;
-			close(fd);
-			continue;
-		}
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-		    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p,
-				sizeof p, NI_NUMERICHOST | NI_NUMERICSERV))
-			die("--listen %s: cannot read the bound address", spec);
-		l = &listeners[n_listeners++];
-		l->fd = fd;
-		l->tcp = true;
-		if (a->ai_family == AF_INET6)
-			snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
-		else
-			snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
-		err = 0;
-		if (!port[0] || strcmp(port, "0") != 0)
-			continue;
-		/* Port 0: the other addresses would get other ports. */
-		break;
-	}
-	freeaddrinfo(ai);
-	if (err)
-		die("--listen %s: %s", spec, strerror(err));
-}
-
-/* ---------------------------------------------------------------- */
-/* Connections: each handshake runs in its own short-lived thread, so a
- * slow client cannot hold up others; transmission goes to the workers. */
-
-struct hs_arg {
-	int fd;
-	bool tcp;
-};
-
-static void *handshake_thread(void *arg)
-{
-	struct hs_arg a = *(struct hs_arg *)arg;
-	struct hs_result res;
-
-	free(arg);
-	if (handshake_run(a.fd, &srv, &res) == 0) {
-		/* Transmission has no idle limit: clients may sit idle. */
-		struct timeval none = {0};
-
-		setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
-		setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-		if (res.tls) {
-			/* The workers see plaintext; tls.c relays (T4). */
-			int plain = tls_proxy_start(res.tls, a.fd);
-
-			if (plain < 0) {
-				log_msg("TLS relay: %s", strerror(-plain));
-				atomic_fetch_sub(&srv.n_conns, 1);
-				server_release(&srv);
-				return NULL;
-			}
-			a.fd = plain;
-			a.tcp = false;
-		}
-		workers_add_conn(a.fd, &res, a.tcp);
-	} else {
-		/* Free the slot first: the client may reconnect on EOF. */
-		atomic_fetch_sub(&srv.n_conns, 1);
-		close(a.fd);
-	}
-	return NULL;
-}
-
-static void accept_one(struct listener *l, unsigned int handshake_timeout)
-{
-	struct hs_arg *a;
-	pthread_attr_t attr;
-	pthread_t t;
-	int fd, r;
-
-	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_msg("accept: %s", strerror(errno));
-		return;
-	}
-	if (srv.max_conns &&
-	    atomic_fetch_add(&srv.n_conns, 1) >= srv.max_conns) {
-		atomic_fetch_sub(&srv.n_conns, 1);
-		log_msg("refusing a connection: %u already open "
-			"(--max-connections)",
-			srv.max_conns);
-		close(fd);
-		return;
-	}
-	if (!srv.max_conns)
-		atomic_fetch_add(&srv.n_conns, 1);
-	/* A client that stalls in negotiation is dropped (its thread too). */
-	if (handshake_timeout) {
-		struct timeval tv = {.tv_sec = handshake_timeout};
-
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	}
-	a = malloc(sizeof *a);
-	if (!a) {
-		close(fd);
-		atomic_fetch_sub(&srv.n_conns, 1);
-		return;
-	}
-	a->fd = fd;
-	a->tcp = l->tcp;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	r = pthread_create(&t, &attr, handshake_thread, a);
-	pthread_attr_destroy(&attr);
-	if (r) {
-		log_msg("cannot start a connection thread: %s", strerror(r));
-		free(a);
-		close(fd);
-		atomic_fetch_sub(&srv.n_conns, 1);
-	}
 }
 
 static void add_export(struct export_opts *o, const char *arg)
@@ -471,10 +266,8 @@ static int cmd_serve(int argc, char **argv)
 	if (inject_enabled)
 		log_msg("warning: fault injection is on (testing only)");
 
-	for (i = 0; i < cfg.n_unix; i++)
-		add_unix(cfg.unix_paths[i], cfg.socket_mode);
-	for (i = 0; i < cfg.n_tcp; i++)
-		add_tcp(cfg.tcp_specs[i]);
+	if (listen_open(&listeners, &cfg) < 0)
+		return 1;
 
 	for (i = 0; i < srv.n_exports; i++) {
 		struct export *e = srv.exports[i];
@@ -487,27 +280,7 @@ static int cmd_serve(int argc, char **argv)
 			e->read_only ? ", read-only" : "", e->name,
 			i == 0 ? " (default)" : "");
 	}
-	for (i = 0; i < n_listeners; i++) {
-		/* With TLS the hint is the nbds:// form of the same URI. */
-		char hint[sizeof listeners[i].uri + 1];
-
-		snprintf(hint, sizeof hint, "%s%s", srv.tls ? "nbds" : "nbd",
-			 listeners[i].uri + 3);
-		if (i > 0)
-			log_msg("listening on %s", hint);
-		else if (srv.tls)
-			log_msg("listening on %s  (TLS %s; try: nbdinfo "
-				"'%s%stls-certificates=DIR')",
-				hint, srv.tls_require ? "required" : "offered",
-				hint, listeners[i].tcp ? "/?" : "&");
-		else if (listeners[i].tcp)
-			log_msg("listening on %s  (try: qemu-img info %s  or  "
-				"nbdinfo %s)",
-				hint, hint, hint);
-		else
-			log_msg("listening on %s  (try: nbdinfo '%s')", hint,
-				hint);
-	}
+	listen_log(&listeners, &srv);
 
 	if (!cfg.foreground) {
 		r = daemonise(&status);
@@ -529,50 +302,15 @@ static int cmd_serve(int argc, char **argv)
 		return 1;
 	signal_ready();
 
-	for (;;) {
-		struct pollfd pfd[MAX_LISTENERS + 2];
-
-		for (i = 0; i < n_listeners; i++) {
-			pfd[i].fd = listeners[i].fd;
-			pfd[i].events = POLLIN;
-		}
-		pfd[n_listeners].fd = sfd;
-		pfd[n_listeners].events = POLLIN;
-		pfd[n_listeners + 1].fd = rec ? recorder_ctl_fd(rec) : -1;
-		pfd[n_listeners + 1].events = POLLIN;
-		pfd[n_listeners + 1].revents = 0;
-		if (poll(pfd, n_listeners + 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			die("poll: %s", strerror(errno));
-		}
-		if (pfd[n_listeners].revents) {
-			struct signalfd_siginfo si;
-
-			/* Taken, so that only a second signal cuts the
-			   grace period short (E6). */
-			if (read(sfd, &si, sizeof si) < 0)
-				log_msg("signalfd: %s", strerror(errno));
-			break;
-		}
-		if (pfd[n_listeners + 1].revents)
-			recorder_ctl_handle(rec);
-		for (i = 0; i < n_listeners; i++)
-			if (pfd[i].revents)
-				accept_one(&listeners[i],
-					   cfg.handshake_timeout);
-	}
+	if (listen_loop(&listeners, &srv, cfg.handshake_timeout, sfd, rec) < 0)
+		return 1;
 
 	/* Graceful stop (E6). */
 	log_msg("stopping: finishing in-flight requests (up to %u s; a "
 		"second signal closes the clients at once)",
 		cfg.shutdown_timeout);
 	server_stop(&srv); /* H9: handshakes still going are refused */
-	for (i = 0; i < n_listeners; i++) {
-		close(listeners[i].fd);
-		if (listeners[i].unix_path)
-			unlink(listeners[i].unix_path);
-	}
+	listen_close(&listeners);
 	workers_stop();
 	wait_workers(sfd, cfg.shutdown_timeout);
 	r = finish_exports();
