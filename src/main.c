@@ -248,8 +248,6 @@ static int cmd_serve(int argc, char **argv)
 		add_export(&cfg.exp, cfg.files[i]);
 
 	if (cfg.record) {
-		if (srv.n_exports != 1)
-			die("--record: serve exactly one FILE when recording");
 		if (recorder_open(cfg.record, srv.exports[0], &rec, err,
 				  sizeof err) < 0)
 			die("--record %s: %s", cfg.record, err);

@@ -365,6 +365,10 @@ static int check_config(struct serve_config *cfg, int argc, char **argv)
 			"need --tls=on or --tls=require");
 		return -1;
 	}
+	if (cfg->record && cfg->n_files != 1) {
+		log_msg("--record: serve exactly one FILE when recording");
+		return -1;
+	}
 	if (!cfg->n_unix && !cfg->n_tcp)
 		cfg->tcp_specs[cfg->n_tcp++] = DEFAULT_LISTEN;
 	return 0;
