@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "trace/tracefile.h"
+#include "util/io.h"
 #include "util/log.h"
 #include "nbd/nbd.h"
 #include "trace/trace.h"
@@ -398,30 +399,17 @@ void recorder_mark(struct recorder *rec, const char *label)
 
 static int ctl_listen(struct recorder *rec, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
+	/* unix_listen() replaces a stale socket of an earlier recording. */
+	int fd = unix_listen(rec->ctl_path, 0600, SOCK_NONBLOCK);
 
-	if (strlen(rec->ctl_path) >= sizeof sa.sun_path) {
-		snprintf(err, errlen, "%s: path too long for a Unix socket",
-			 rec->ctl_path);
-		return -ENAMETOOLONG;
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", rec->ctl_path,
+			 fd == -ENAMETOOLONG ? "path too long for a Unix socket"
+					     : strerror(-fd));
+		return fd;
 	}
-	strcpy(sa.sun_path, rec->ctl_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto out_err;
-	unlink(rec->ctl_path); /* a stale socket of an earlier recording */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    chmod(rec->ctl_path, 0600) < 0 || listen(fd, 16) < 0)
-		goto out_close;
 	rec->ctl_fd = fd;
 	return 0;
-
-out_close:
-	close(fd);
-out_err:
-	snprintf(err, errlen, "%s: %s", rec->ctl_path, strerror(errno));
-	return -errno;
 }
 
 int recorder_ctl_fd(struct recorder *rec)

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h: the `loopd serve` command line, parsed into one struct
+ * serve_config, and its usage text (config.c).
+ *
+ * Parsing checks everything that needs no I/O (syntax, ranges, options
+ * that need another option).  What needs the system (files, users, TLS
+ * credentials, sockets) is checked by the module that uses it, in the
+ * order of cmd_serve() (serve.c).
+ */
+#ifndef LOOPD_SERVE_CONFIG_H
+#define LOOPD_SERVE_CONFIG_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/backend.h"
+#include "engine/sched.h"
+#include "serve/tls.h"
+
+/* At most this many --unix, this many --listen, and listening sockets. */
+#define MAX_LISTENERS 32
+
+struct serve_config {
+	/* Exports: the FILE|NAME=FILE operands (argv's), and what --size,
+	   --read-only, --cache, --order and --flush set for each of them
+	   (the spec of each is left to the caller). */
+	struct {
+		struct backend_opts bo;
+		enum sched_order order;
+		enum sched_flush_mode flush;
+	} exp;
+	char **files;
+	unsigned int n_files; /* at least 1 */
+
+	/* Listeners wanted, in the order given.  Without --unix or
+	   --listen, tcp_specs holds the default, 127.0.0.1:10809. */
+	const char *unix_paths[MAX_LISTENERS];
+	unsigned int n_unix;
+	const char *tcp_specs[MAX_LISTENERS];
+	unsigned int n_tcp;
+	mode_t socket_mode; /* --socket-mode, default 0600 */
+
+	/* Limits and timeouts. */
+	unsigned int n_queues; /* -q, default one per CPU */
+	unsigned int max_conns; /* --max-connections, 0 = no limit */
+	unsigned int handshake_timeout; /* seconds; 0 = none */
+	unsigned int shutdown_timeout; /* seconds of grace (E6) */
+
+	/* TLS: the credentials are loaded by cmd_serve(). */
+	enum tls_mode tls_mode;
+	struct tls_config tls;
+
+	/* The process. */
+	const char *user, *group; /* NULL: keep the uid / gid */
+	const char *pidfile; /* NULL: none */
+	bool foreground; /* -f: do not daemonise */
+	bool verbose; /* -v: log every request */
+	const char *record; /* --record TRACE, or NULL */
+};
+
+/*
+ * Parse `loopd serve` (argv[0] is "serve") into *cfg.  Fault injection
+ * rules (LOOPD_INJECT, then each --inject in order) are handed to the
+ * engine as they are met, through inject_parse(), which keeps them.
+ * Returns 0 to serve, 1 once --help has been printed (exit status 0), or
+ * -1 once a one-line error has been logged (exit status 1).
+ */
+int config_parse(struct serve_config *cfg, int argc, char **argv);
+
+#endif /* LOOPD_SERVE_CONFIG_H */

@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listen.c: the listeners of `loopd serve` (listen.h): Unix sockets
+ * through util/io.c's unix_listen(), TCP on each address of HOST:PORT,
+ * their URIs and "listening on" hints, and the accept loop.  Each
+ * handshake runs in its own short-lived thread, so a slow client cannot
+ * hold up others; transmission goes to the workers.
+ */
+#include "serve/listen.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "engine/worker.h"
+#include "serve/handshake.h"
+#include "serve/tls.h"
+#include "engine/recorder.h"
+#include "util/io.h"
+#include "util/log.h"
+
+#define HOST_MAX 256 /* --listen HOST, with its NUL */
+#define PORT_MAX 32
+
+/* ---------------------------------------------------------------- */
+/* Listeners.                                                        */
+
+static int too_many(void)
+{
+	log_msg("too many listeners (max %d)", MAX_LISTENERS);
+	return -1;
+}
+
+static int add_unix(struct listeners *ls, const char *path, mode_t mode)
+{
+	struct listener *l;
+	int fd;
+
+	if (ls->n == MAX_LISTENERS)
+		return too_many();
+	/* Created with --socket-mode, with no window in which a wider mode
+	 * is visible; a stale socket of a dead server is replaced. */
+	fd = unix_listen(path, mode, 0);
+	if (fd == -ENAMETOOLONG)
+		log_msg("%s: Unix socket path too long", path);
+	else if (fd == -EADDRINUSE)
+		log_msg("%s: in use by another server", path);
+	else if (fd == -EEXIST)
+		log_msg("%s: exists and is not a socket", path);
+	else if (fd < 0)
+		log_msg("%s: %s", path, strerror(-fd));
+	if (fd < 0)
+		return -1;
+	l = &ls->l[ls->n++];
+	l->fd = fd;
+	l->tcp = false;
+	l->unix_path = strdup(path);
+	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", path);
+	return 0;
+}
+
+/* Split --listen HOST:PORT or [IPV6]:PORT into host and port. */
+static int split_spec(const char *spec, char host[HOST_MAX],
+		      char port[PORT_MAX])
+{
+	const char *colon;
+
+	if (strlen(spec) >= HOST_MAX) {
+		log_msg("--listen %s: too long", spec);
+		return -1;
+	}
+	if (spec[0] == '[') {
+		colon = strchr(spec, ']');
+		if (!colon || colon[1] != ':') {
+			log_msg("--listen %s: expected [IPV6]:PORT", spec);
+			return -1;
+		}
+		snprintf(host, HOST_MAX, "%.*s", (int)(colon - spec - 1),
+			 spec + 1);
+		colon++;
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon || colon == spec) {
+			log_msg("--listen %s: expected HOST:PORT", spec);
+			return -1;
+		}
+		snprintf(host, HOST_MAX, "%.*s", (int)(colon - spec), spec);
+	}
+	snprintf(port, PORT_MAX, "%s", colon + 1);
+	if (!*port || strspn(port, "0123456789") != strlen(port)) {
+		log_msg("--listen %s: bad port", spec);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Listen on one address of a --listen.  0, or the errno that makes this
+ * address unusable (the caller tries the next), or -1 once a fatal error
+ * is logged.
+ */
+static int bind_tcp(struct listeners *ls, const char *spec,
+		    const struct addrinfo *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+	struct listener *l;
+	int fd, one = 1, err;
+
+	fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+		    a->ai_protocol);
+	if (fd < 0)
+		return errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (a->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
+		err = errno;
+		close(fd);
+		return err;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p,
+			NI_NUMERICHOST | NI_NUMERICSERV)) {
+		log_msg("--listen %s: cannot read the bound address", spec);
+		close(fd);
+		return -1;
+	}
+	l = &ls->l[ls->n++];
+	l->fd = fd;
+	l->tcp = true;
+	l->unix_path = NULL;
+	if (a->ai_family == AF_INET6)
+		snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
+	else
+		snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
+	return 0;
+}
+
+/* Every address of HOST (port 0: the first only); the last must work. */
+static int add_tcp(struct listeners *ls, const char *spec)
+{
+	char host[HOST_MAX], port[PORT_MAX];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai, *a;
+	int r, err = 0;
+
+	if (split_spec(spec, host, port) < 0)
+		return -1;
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r) {
+		log_msg("--listen %s: %s", spec, gai_strerror(r));
+		return -1;
+	}
+	for (a = ai; a; a = a->ai_next) {
+		err = ls->n == MAX_LISTENERS ? too_many()
+					     : bind_tcp(ls, spec, a);
+		if (err < 0)
+			break;
+		/* Port 0: the other addresses would get other ports. */
+		if (!err && !strcmp(port, "0"))
+			break;
+	}
+	freeaddrinfo(ai);
+	if (err > 0)
+		log_msg("--listen %s: %s", spec, strerror(err));
+	return err ? -1 : 0;
+}
+
+int listen_open(struct listeners *ls, const struct serve_config *cfg)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->n_unix; i++)
+		if (add_unix(ls, cfg->unix_paths[i], cfg->socket_mode) < 0)
+			return -1;
+	for (i = 0; i < cfg->n_tcp; i++)
+		if (add_tcp(ls, cfg->tcp_specs[i]) < 0)
+			return -1;
+	return 0;
+}
+
+void listen_log(const struct listeners *ls, const struct server *srv)
+{
+	unsigned int i;
+
+	for (i = 0; i < ls->n; i++) {
+		const struct listener *l = &ls->l[i];
+		/* With TLS the hint is the nbds:// form of the same URI. */
+		char hint[sizeof l->uri + 1];
+
+		snprintf(hint, sizeof hint, "%s%s", srv->tls ? "nbds" : "nbd",
+			 l->uri + 3);
+		if (i > 0)
+			log_msg("listening on %s", hint);
+		else if (srv->tls)
+			log_msg("listening on %s  (TLS %s; try: nbdinfo "
+				"'%s%stls-certificates=DIR')",
+				hint, srv->tls_require ? "required" : "offered",
+				hint, l->tcp ? "/?" : "&");
+		else if (l->tcp)
+			log_msg("listening on %s  (try: qemu-img info %s  or  "
+				"nbdinfo %s)",
+				hint, hint, hint);
+		else
+			log_msg("listening on %s  (try: nbdinfo '%s')", hint,
+				hint);
+	}
+}
+
+void listen_close(struct listeners *ls)
+{
+	unsigned int i;
+
+	for (i = 0; i < ls->n; i++) {
+		close(ls->l[i].fd);
+		if (ls->l[i].unix_path)
+			unlink(ls->l[i].unix_path);
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Connections.                                                      */
+
+struct hs_arg {
+	struct server *srv;
+	int fd;
+	bool tcp;
+};
+
+static void *handshake_thread(void *arg)
+{
+	struct hs_arg a = *(struct hs_arg *)arg;
+	struct hs_result res;
+
+	free(arg);
+	if (handshake_run(a.fd, a.srv, &res) == 0) {
+		/* Transmission has no idle limit: clients may sit idle. */
+		struct timeval none = {0};
+
+		setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+		setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+		if (res.tls) {
+			/* The workers see plaintext; tls.c relays (T4). */
+			int plain = tls_proxy_start(res.tls, a.fd);
+
+			if (plain < 0) {
+				log_msg("TLS relay: %s", strerror(-plain));
+				atomic_fetch_sub(&a.srv->n_conns, 1);
+				server_release(a.srv);
+				return NULL;
+			}
+			a.fd = plain;
+			a.tcp = false;
+		}
+		workers_add_conn(a.fd, &res, a.tcp);
+	} else {
+		/* Free the slot first: the client may reconnect on EOF. */
+		atomic_fetch_sub(&a.srv->n_conns, 1);
+		close(a.fd);
+	}
+	return NULL;
+}
+
+/* Take a slot of --max-connections; false (and the client closed) if
+   none is left. */
+static bool take_slot(struct server *srv, int fd)
+{
+	if (srv->max_conns &&
+	    atomic_fetch_add(&srv->n_conns, 1) >= srv->max_conns) {
+		atomic_fetch_sub(&srv->n_conns, 1);
+		log_msg("refusing a connection: %u already open "
+			"(--max-connections)",
+			srv->max_conns);
+		close(fd);
+		return false;
+	}
+	if (!srv->max_conns)
+		atomic_fetch_add(&srv->n_conns, 1);
+	return true;
+}
+
+static void accept_one(struct server *srv, const struct listener *l,
+		       unsigned int handshake_timeout)
+{
+	struct hs_arg *a;
+	pthread_attr_t attr;
+	pthread_t t;
+	int fd, r;
+
+	fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_msg("accept: %s", strerror(errno));
+		return;
+	}
+	if (!take_slot(srv, fd))
+		return;
+	/* A client that stalls in negotiation is dropped (its thread too). */
+	if (handshake_timeout) {
+		struct timeval tv = {.tv_sec = handshake_timeout};
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
+	a = malloc(sizeof *a);
+	if (!a) {
+		close(fd);
+		atomic_fetch_sub(&srv->n_conns, 1);
+		return;
+	}
+	*a = (struct hs_arg){.srv = srv, .fd = fd, .tcp = l->tcp};
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	r = pthread_create(&t, &attr, handshake_thread, a);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		log_msg("cannot start a connection thread: %s", strerror(r));
+		free(a);
+		close(fd);
+		atomic_fetch_sub(&srv->n_conns, 1);
+	}
+}
+
+int listen_loop(struct listeners *ls, struct server *srv,
+		unsigned int handshake_timeout, int sfd, struct recorder *rec)
+{
+	struct pollfd pfd[MAX_LISTENERS + 2];
+	struct signalfd_siginfo si;
+	unsigned int i, n = ls->n;
+
+	for (;;) {
+		for (i = 0; i < n; i++) {
+			pfd[i].fd = ls->l[i].fd;
+			pfd[i].events = POLLIN;
+		}
+		pfd[n].fd = sfd;
+		pfd[n].events = POLLIN;
+		pfd[n + 1].fd = rec ? recorder_ctl_fd(rec) : -1;
+		pfd[n + 1].events = POLLIN;
+		pfd[n + 1].revents = 0;
+		if (poll(pfd, n + 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg("poll: %s", strerror(errno));
+			return -1;
+		}
+		if (pfd[n].revents) {
+			/* Taken, so that only a second signal cuts the
+			   grace period short (E6). */
+			if (read(sfd, &si, sizeof si) < 0)
+				log_msg("signalfd: %s", strerror(errno));
+			return 0;
+		}
+		if (pfd[n + 1].revents)
+			recorder_ctl_handle(rec);
+		for (i = 0; i < n; i++)
+			if (pfd[i].revents)
+				accept_one(srv, &ls->l[i], handshake_timeout);
+	}
+}

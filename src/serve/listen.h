@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listen.h: the listening side of `loopd serve` (listen.c): the Unix and
+ * TCP listeners and the URIs clients reach them by, the accept loop, and
+ * one short-lived thread per connection for its handshake.
+ */
+#ifndef LOOPD_SERVE_LISTEN_H
+#define LOOPD_SERVE_LISTEN_H
+
+#include <stdbool.h>
+
+#include "serve/config.h"
+#include "engine/server.h"
+
+struct recorder;
+
+struct listener {
+	int fd;
+	bool tcp;
+	char *unix_path; /* to unlink at exit */
+	char uri[1200]; /* how a client reaches it */
+};
+
+struct listeners {
+	struct listener l[MAX_LISTENERS];
+	unsigned int n;
+};
+
+/*
+ * Bind every listener cfg wants, --unix ones first (with
+ * cfg->socket_mode), then --listen ones.  0, or -1 once a one-line error
+ * has been logged.
+ */
+int listen_open(struct listeners *ls, const struct serve_config *cfg);
+
+/* Log "listening on URI" for each, the first with a client to try. */
+void listen_log(const struct listeners *ls, const struct server *srv);
+
+/*
+ * Serve until SIGINT or SIGTERM: poll the listeners, the signalfd sfd and
+ * rec's control socket (rec may be NULL); accept each connection and hand
+ * it to a handshake thread, which drops it after handshake_timeout
+ * seconds of stalling (0: never).  0 once a signal was taken, -1 if
+ * poll() failed (logged).
+ */
+int listen_loop(struct listeners *ls, struct server *srv,
+		unsigned int handshake_timeout, int sfd, struct recorder *rec);
+
+/* Close the listeners and unlink the Unix sockets. */
+void listen_close(struct listeners *ls);
+
+#endif /* LOOPD_SERVE_LISTEN_H */

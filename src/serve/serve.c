@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * serve.c: `loopd serve` (serve.h): the order in which the server is
+ * put together (config -> exports -> recorder -> listeners -> daemon ->
+ * workers -> pidfile -> privileges -> ready -> accept loop), and the
+ * graceful stop (E6): the grace period, the exports' final sync and the
+ * exit status.
+ *
+ * Start-up order matters for users: everything that can fail because of
+ * the command line (bad option, missing file, file in use, busy port) is
+ * checked in the foreground, before daemonising, so it reaches the
+ * terminal as one line and a non-zero exit.  The launching process exits
+ * only once the server is listening, so `loopd serve ... && client` works.
+ *
+ * Errors: each step logs one line and returns -1; cmd_serve() returns 1
+ * at once, leaving to main() the end of the process.
+ */
+#include "serve/serve.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/backend.h"
+#include "engine/export.h"
+#include "nbd/nbd.h"
+#include "engine/inject.h"
+#include "engine/sched.h"
+#include "engine/worker.h"
+#include "serve/config.h"
+#include "serve/daemon.h"
+#include "serve/listen.h"
+#include "engine/server.h"
+#include "serve/tls.h"
+#include "engine/recorder.h"
+#include "util/log.h"
+#include "util/size.h"
+
+/* Static, not on cmd_serve()'s stack: detached handshake threads may
+   still use it while the process ends. */
+static struct server srv;
+
+/* ---------------------------------------------------------------- */
+/* Start.                                                            */
+
+/* The server's settings from the command line, and its TLS credentials. */
+static int setup_server(const struct serve_config *cfg)
+{
+	char err[512];
+
+	srv.n_queues = cfg->n_queues;
+	srv.max_conns = cfg->max_conns;
+	srv.verbose = cfg->verbose;
+	log_verbose = cfg->verbose;
+	if (cfg->tls_mode != TLS_OFF) {
+		srv.tls = tls_ctx_new(&cfg->tls, err, sizeof err);
+		if (!srv.tls) {
+			log_msg("%s", err);
+			return -1;
+		}
+		srv.tls_require = cfg->tls_mode == TLS_REQUIRE;
+	}
+	return 0;
+}
+
+static bool name_used(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++)
+		if (!strcmp(srv.exports[i]->name, name))
+			return true;
+	return false;
+}
+
+/* The export name of NAME=SPEC, or the backend's default for SPEC. */
+static const char *name_of(const char *arg, const char **spec, char *name,
+			   size_t len)
+{
+	const char *eq = strchr(arg, '=');
+	const struct backend_ops *ops;
+
+	/* NAME=SPEC, unless the '=' is part of a path. */
+	if (eq && !memchr(arg, '/', (size_t)(eq - arg)) && eq != arg) {
+		snprintf(name, len, "%.*s", (int)(eq - arg), arg);
+		*spec = eq + 1;
+		return name;
+	}
+	*spec = arg;
+	name[0] = 0;
+	ops = backend_find(arg);
+	if (ops)
+		ops->default_name(arg, name, len);
+	return name;
+}
+
+/* Open FILE or NAME=SPEC with the options common to every export. */
+static int add_export(const struct serve_config *cfg, const char *arg)
+{
+	struct backend_opts bo = cfg->exp.bo;
+	char err[512], name[NBD_MAX_STRING + 2];
+	struct export *exp, **exports;
+	struct backend *b;
+
+	name_of(arg, &bo.spec, name, sizeof name);
+	if (!*bo.spec) {
+		log_msg("%s: empty file name", arg);
+		return -1;
+	}
+	if (strlen(name) > NBD_MAX_STRING) {
+		log_msg("%s: export name longer than %d bytes", arg,
+			NBD_MAX_STRING);
+		return -1;
+	}
+	if (name_used(name)) {
+		log_msg("%s: export name \"%s\" is used twice (use NAME=FILE)",
+			arg, name);
+		return -1;
+	}
+	if (backend_open(&bo, &b, err, sizeof err) < 0) {
+		log_msg("%s", err);
+		return -1;
+	}
+	exports = /* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
+		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
+	if (!exports ||
+	    export_create(name, b, cfg->exp.order, cfg->exp.flush, &exp) < 0) {
+		log_msg("out of memory");
+		return -1;
+	}
+	srv.exports = exports;
+	srv.exports[srv.n_exports++] = exp;
+	return 0;
+}
+
+static int open_exports(const struct serve_config *cfg)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->n_files; i++)
+		if (add_export(cfg, cfg->files[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* --record: config.c has checked that there is one export. */
+static int open_recorder(const struct serve_config *cfg, struct recorder **rec)
+{
+	char err[512];
+
+	if (!cfg->record)
+		return 0;
+	if (recorder_open(cfg->record, srv.exports[0], rec, err, sizeof err) <
+	    0) {
+		log_msg("--record %s: %s", cfg->record, err);
+		return -1;
+	}
+	srv.exports[0]->rec = *rec;
+	log_msg("recording into %s (flush mode %s); mark with: loopd trace "
+		"mark %s LABEL",
+		cfg->record, sched_flush_mode_name(cfg->exp.flush),
+		cfg->record);
+	return 0;
+}
+
+static void log_warnings(const struct serve_config *cfg)
+{
+	if (cfg->exp.flush == SCHED_FLUSH_UNSAFE)
+		log_msg("warning: --flush=unsafe: FLUSH and FUA are "
+			"acknowledged without syncing; a crash or power loss "
+			"can lose acknowledged writes");
+	if (inject_enabled)
+		log_msg("warning: fault injection is on (testing only)");
+}
+
+static void log_exports(void)
+{
+	char sz[32];
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++) {
+		struct export *e = srv.exports[i];
+
+		log_msg("serving %s (%s, %s%s) as export \"%s\"%s",
+			e->description, size_format(e->size, sz, sizeof sz),
+			e->b->info.how, e->read_only ? ", read-only" : "",
+			e->name, i == 0 ? " (default)" : "");
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Stop (E6).                                                        */
+
+/* Milliseconds of the grace period left after start. */
+static int grace_left(const struct timespec *start,
+		      unsigned int shutdown_timeout)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)shutdown_timeout * 1000 -
+	     ((long long)(now.tv_sec - start->tv_sec) * 1000 +
+	      (now.tv_nsec - start->tv_nsec) / 1000000);
+	return ms < 0 ? 0 : (int)ms;
+}
+
+/*
+ * E6: wait for the workers to finish what is in flight, for at most the
+ * grace period (--shutdown-timeout) or until a second signal; then close
+ * whatever is left.  TLS relays get what remains of the period to pass on
+ * the last replies.  -1 if poll() failed (logged).
+ */
+static int wait_workers(int sfd, unsigned int shutdown_timeout)
+{
+	struct pollfd pfd[2] = {{.fd = workers_done_fd(), .events = POLLIN},
+				{.fd = sfd, .events = POLLIN}};
+	struct signalfd_siginfo si;
+	struct timespec start;
+	int n;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		n = poll(pfd, 2, grace_left(&start, shutdown_timeout));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_msg("poll: %s", strerror(errno));
+			return -1;
+		}
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents) {
+			if (read(sfd, &si, sizeof si) < 0)
+				log_msg("signalfd: %s", strerror(errno));
+			log_msg("second signal: closing %u connections now",
+				server_admitted(&srv));
+		} else {
+			log_msg("grace period of %u s is over: closing %u "
+				"connections that have not taken their "
+				"replies",
+				shutdown_timeout, server_admitted(&srv));
+		}
+		workers_force();
+		if (srv.tls)
+			tls_proxy_abort();
+		break;
+	}
+	workers_join();
+	if (srv.tls && !tls_proxy_drain(grace_left(&start, shutdown_timeout))) {
+		tls_proxy_abort();
+		(void)tls_proxy_drain(1000);
+	}
+	return 0;
+}
+
+/*
+ * Sync every export and say which ones no longer claim durability (R5):
+ * after a latch the final fdatasync may "succeed" on data already lost,
+ * so the exit status says it instead.  Returns the exit status.
+ */
+static int finish_exports(void)
+{
+	int status = 0;
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++) {
+		struct export *e = srv.exports[i];
+		bool latched;
+		int s = export_finish(e, &latched);
+
+		if (s < 0) {
+			log_msg("%s: fdatasync at exit failed: %s",
+				e->description, strerror(-s));
+			status = 1;
+		}
+		if (latched) {
+			log_msg("%s: export \"%s\" latched after a failed sync "
+				"or FUA write (R5): writes acknowledged "
+				"before it may be lost",
+				e->description, e->name);
+			status = 1;
+		}
+	}
+	return status;
+}
+
+/* After the first SIGINT/SIGTERM.  Returns the exit status. */
+static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
+		      int sfd, struct recorder *rec)
+{
+	int status;
+
+	log_msg("stopping: finishing in-flight requests (up to %u s; a "
+		"second signal closes the clients at once)",
+		cfg->shutdown_timeout);
+	server_stop(&srv); /* H9: handshakes still going are refused */
+	listen_close(ls);
+	workers_stop();
+	if (wait_workers(sfd, cfg->shutdown_timeout) < 0)
+		return 1;
+	status = finish_exports();
+	if (rec && recorder_close(rec) < 0) {
+		log_msg("--record %s: could not finish the trace", cfg->record);
+		status = 1;
+	}
+	if (cfg->pidfile)
+		pidfile_remove(cfg->pidfile);
+	log_msg("stopped");
+	return status;
+}
+
+/* ---------------------------------------------------------------- */
+
+int cmd_serve(int argc, char **argv)
+{
+	static struct listeners ls; /* 40 KB of URIs: not on the stack */
+	struct serve_config cfg;
+	struct recorder *rec = NULL;
+	struct ids ids = {0};
+	int r, sfd, status;
+
+	r = config_parse(&cfg, argc, argv);
+	if (r)
+		return r < 0 ? 1 : 0; /* 1: --help was printed */
+	if (setup_server(&cfg) < 0)
+		return 1;
+	if ((cfg.user || cfg.group) &&
+	    lookup_ids(cfg.user, cfg.group, &ids) < 0)
+		return 1;
+	if (open_exports(&cfg) < 0 || open_recorder(&cfg, &rec) < 0)
+		return 1;
+	log_warnings(&cfg);
+	if (listen_open(&ls, &cfg) < 0)
+		return 1;
+	log_exports();
+	listen_log(&ls, &srv);
+
+	if (!cfg.foreground) {
+		r = daemonise(&status);
+		if (r) /* 1: the launching process, done */
+			return r < 0 ? 1 : status;
+	}
+	/* Signals are taken synchronously by this thread only. */
+	sfd = signals_block();
+	if (sfd < 0)
+		return 1;
+	r = workers_start(&srv);
+	if (r < 0) {
+		log_msg("cannot start workers: %s", strerror(-r));
+		return 1;
+	}
+	if (cfg.pidfile && pidfile_write(cfg.pidfile) < 0)
+		return 1;
+	/* Everything that needs root is done: sockets, files, workers. */
+	if ((cfg.user || cfg.group) && drop_privileges(&ids) < 0)
+		return 1;
+	signal_ready();
+
+	if (listen_loop(&ls, &srv, cfg.handshake_timeout, sfd, rec) < 0)
+		return 1;
+	return serve_stop(&cfg, &ls, sfd, rec);
+}
