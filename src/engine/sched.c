@@ -133,10 +133,9 @@ static void out_append(struct sched_out *o, struct sched_req *r,
 		       enum sched_action action)
 {
 	/* A request appears at most once in one sched_out. */
-	assert(r->out_next == NULL && o->tail != &r->out_next);
+	assert(!list_linked(&r->out_node));
 	r->action = action;
-	*o->tail = r;
-	o->tail = &r->out_next;
+	list_add_tail(&o->reqs, &r->out_node);
 }
 
 static void run(struct sched_req *r, struct sched_out *o)
@@ -209,56 +208,6 @@ static bool conflicts(const struct sched *s, const struct sched_req *a,
 	       (b->strict && a->kind == SCHED_WRITE);
 }
 
-static void active_append(struct sched *s, struct sched_req *r)
-{
-	r->next = NULL;
-	r->prev = s->active_tail;
-	if (s->active_tail)
-		s->active_tail->next = r;
-	else
-		s->active_head = r;
-	s->active_tail = r;
-}
-
-static void active_unlink(struct sched *s, struct sched_req *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		s->active_head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		s->active_tail = r->prev;
-	r->next = r->prev = NULL;
-}
-
-static void op_append(struct sched_syncop **head, struct sched_syncop **tail,
-		      struct sched_syncop *op)
-{
-	op->next = NULL;
-	op->prev = *tail;
-	if (*tail)
-		(*tail)->next = op;
-	else
-		*head = op;
-	*tail = op;
-}
-
-static void op_unlink(struct sched_syncop **head, struct sched_syncop **tail,
-		      struct sched_syncop *op)
-{
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		*head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		*tail = op->prev;
-	op->next = op->prev = NULL;
-}
-
 /* R5: a sync op is issued; it joins the in-flight list in start order. */
 static void op_issue(struct sched *s, struct sched_syncop *op,
 		     struct sched_req *req)
@@ -267,30 +216,35 @@ static void op_issue(struct sched *s, struct sched_syncop *op,
 	op->done_at = 0;
 	op->res = 0;
 	op->req = req;
-	op_append(&s->sync_inflight_head, &s->sync_inflight_tail, op);
+	list_add_tail(&s->sync_inflight, &op->node);
 }
 
 /* R5: a sync op completed; it waits on the done list for retirement. */
 static void op_done(struct sched *s, struct sched_syncop *op, int res)
 {
-	op_unlink(&s->sync_inflight_head, &s->sync_inflight_tail, op);
+	list_del(&op->node);
 	op->res = res;
 	op->done_at = s->clock;
-	op_append(&s->sync_done_head, &s->sync_done_tail, op);
+	list_add_tail(&s->sync_done, &op->node);
 }
 
 /* R1: the waiting batch becomes the running batch; one fdatasync. */
 static void sync_start(struct sched *s, struct sched_out *o)
 {
-	struct sched_req *leader = s->batch_wait, *f;
+	struct sched_req *leader =
+		list_first_entry(&s->batch_wait, struct sched_req, batch_node);
+	struct list_node *n;
 
 	assert(!s->sync_running && leader);
 	s->batch_run = leader;
-	s->batch_wait = NULL;
-	s->batch_wait_tail = &s->batch_wait;
-	for (f = leader; f; f = f->batch_next)
-		f->state = RQ_BATCH_RUN;
-	/* R5: the batch's sync op lives in its first FLUSH. */
+	/* R5: the batch's sync op, and so the batch, live in its first
+	   FLUSH. */
+	list_init(&leader->sync.batch);
+	while ((n = list_pop(&s->batch_wait))) {
+		list_entry(n, struct sched_req, batch_node)->state =
+			RQ_BATCH_RUN;
+		list_add_tail(&leader->sync.batch, n);
+	}
 	op_issue(s, &leader->sync, leader);
 	s->sync_running = true;
 	s->stats.syncs++;
@@ -301,9 +255,7 @@ static void sync_start(struct sched *s, struct sched_out *o)
 static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 {
 	f->state = RQ_BATCH_WAIT;
-	f->batch_next = NULL;
-	*s->batch_wait_tail = f;
-	s->batch_wait_tail = &f->batch_next;
+	list_add_tail(&s->batch_wait, &f->batch_node);
 	if (!s->sync_running)
 		sync_start(s, o);
 }
@@ -342,11 +294,13 @@ static void make_runnable(struct sched *s, struct sched_req *r,
  * from s->active, so walking on is safe.
  */
 static void release(struct sched *s, const struct sched_req *r,
-		    struct sched_req *first, struct sched_out *o)
+		    struct list_node *first, struct sched_out *o)
 {
-	struct sched_req *q;
+	struct list_node *n;
 
-	for (q = first; q; q = q->next) {
+	for (n = first; n != &s->active; n = n->next) {
+		struct sched_req *q = list_entry(n, struct sched_req, node);
+
 		if (!conflicts(s, r, q))
 			continue;
 		/* q arrived while r was active, so it counted r. */
@@ -356,18 +310,26 @@ static void release(struct sched *s, const struct sched_req *r,
 	}
 }
 
-/* R5: a completed batch retires: its FLUSHes reply and leave s->active. */
-static void batch_retire(struct sched *s, struct sched_req *f, int status,
+/*
+ * R5: a completed batch retires: its FLUSHes reply and leave s->active.
+ * The batch is moved off its leader first: once replied, the leader is
+ * not written again.
+ */
+static void batch_retire(struct sched *s, struct sched_req *leader, int status,
 			 struct sched_out *o)
 {
-	struct sched_req *next_f, *first;
+	struct list_node batch, *n, *first;
 
-	for (; f; f = next_f) {
+	list_init(&batch);
+	while ((n = list_pop(&leader->sync.batch)))
+		list_add_tail(&batch, n);
+	while ((n = list_pop(&batch))) {
+		struct sched_req *f =
+			list_entry(n, struct sched_req, batch_node);
+
 		assert(f->state == RQ_RETIRING);
-		next_f = f->batch_next;
-		f->batch_next = NULL;
-		first = f->next;
-		active_unlink(s, f);
+		first = f->node.next;
+		list_del(&f->node);
 		reply(s, f, status, o);
 		/* R4: a barrier FLUSH releases everything after it. */
 		release(s, f, first, o);
@@ -384,14 +346,16 @@ static void batch_retire(struct sched *s, struct sched_req *f, int status,
  */
 static void retire(struct sched *s, struct sched_out *o)
 {
-	struct sched_syncop *op;
+	struct sched_syncop *op, *oldest;
 	int status;
 
-	while ((op = s->sync_done_head)) {
-		if (s->sync_inflight_head &&
-		    s->sync_inflight_head->start <= op->done_at)
+	while ((op = list_first_entry(&s->sync_done, struct sched_syncop,
+				      node))) {
+		oldest = list_first_entry(&s->sync_inflight,
+					  struct sched_syncop, node);
+		if (oldest && oldest->start <= op->done_at)
 			break;
-		op_unlink(&s->sync_done_head, &s->sync_done_tail, op);
+		list_del(&op->node);
 		status = op->res ? op->res : s->failed ? -EIO : 0;
 		switch (op->req->kind) {
 		case SCHED_WRITE:
@@ -415,37 +379,33 @@ void sched_init(struct sched *s, enum sched_order order,
 	s->order = order;
 	s->flush = flush;
 	s->align = align;
-	s->batch_wait_tail = &s->batch_wait;
+	list_init(&s->active);
+	list_init(&s->batch_wait);
+	list_init(&s->sync_inflight);
+	list_init(&s->sync_done);
 }
 
 void sched_out_init(struct sched_out *o)
 {
-	o->head = NULL;
-	o->tail = &o->head;
+	list_init(&o->reqs);
 	o->sync = false;
 }
 
 struct sched_req *sched_out_pop(struct sched_out *o)
 {
-	struct sched_req *r = o->head;
+	struct list_node *n = list_pop(&o->reqs);
 
-	if (!r)
-		return NULL;
-	o->head = r->out_next;
-	if (!o->head)
-		o->tail = &o->head;
-	r->out_next = NULL;
-	return r;
+	return n ? list_entry(n, struct sched_req, out_node) : NULL;
 }
 
 void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 {
-	struct sched_req *q;
+	struct list_node *n;
 
 	r->action = 0;
 	r->dsync = false;
 	r->status = 0;
-	r->next = r->prev = r->out_next = r->batch_next = NULL;
+	r->node.next = r->out_node.next = r->batch_node.next = NULL;
 	r->seq = ++s->seq;
 	r->wait = 0;
 	r->state = RQ_NEW;
@@ -480,10 +440,12 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 	}
 
 	/* R3, R4, R6: count the earlier requests r must wait for. */
-	for (q = s->active_head; q; q = q->next)
-		if (conflicts(s, q, r))
+	list_for_each(n, &s->active)
+	{
+		if (conflicts(s, list_entry(n, struct sched_req, node), r))
 			r->wait++;
-	active_append(s, r);
+	}
+	list_add_tail(&s->active, &r->node);
 	if (r->wait) {
 		r->state = RQ_WAIT;
 		s->stats.waited++;
@@ -495,7 +457,7 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 void sched_complete(struct sched *s, struct sched_req *r, int res,
 		    struct sched_out *o)
 {
-	struct sched_req *first;
+	struct list_node *first;
 
 	assert(r->state == RQ_RUN);
 	s->stats.completed++;
@@ -514,46 +476,49 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 	 * now is r's successor in s->active read, because retire() may just
 	 * have unlinked FLUSHes that followed r.
 	 */
-	first = r->next;
-	active_unlink(s, r);
+	first = r->node.next;
+	list_del(&r->node);
 	release(s, r, first, o);
 }
 
 void sched_fail(struct sched *s, struct sched_req *r, int err,
 		struct sched_out *o)
 {
-	struct sched_req *first;
+	struct list_node *first;
 
 	assert(r->state == RQ_RUN && err < 0);
 	s->stats.completed++;
 	if (r->dsync) {
 		/* R5: no sync ran; the op claims nothing and latches nothing.
 		   Others may have waited for it to retire. */
-		op_unlink(&s->sync_inflight_head, &s->sync_inflight_tail,
-			  &r->sync);
+		list_del(&r->sync.node);
 		retire(s, o);
 	}
 	reply(s, r, err, o);
-	first = r->next;
-	active_unlink(s, r);
+	first = r->node.next;
+	list_del(&r->node);
 	release(s, r, first, o);
 }
 
 void sched_sync_done(struct sched *s, int res, struct sched_out *o)
 {
-	struct sched_req *leader = s->batch_run, *f;
+	struct sched_req *leader = s->batch_run;
+	struct list_node *n;
 
 	assert(s->sync_running && leader);
 	s->batch_run = NULL;
 	s->sync_running = false;
-	for (f = leader; f; f = f->batch_next)
-		f->state = RQ_RETIRING;
+	list_for_each(n, &leader->sync.batch)
+	{
+		list_entry(n, struct sched_req, batch_node)->state =
+			RQ_RETIRING;
+	}
 	op_done(s, &leader->sync, res);
 	if (res)
 		latch(s); /* R5 */
 	retire(s, o);
 	/* R1: flushes that arrived during the sync get the next one. */
-	if (s->batch_wait && !s->sync_running)
+	if (!list_empty(&s->batch_wait) && !s->sync_running)
 		sync_start(s, o);
 }
 

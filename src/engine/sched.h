@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util/list.h"
+
 enum sched_kind {
 	SCHED_READ, /* reads data or metadata: READ, CACHE, BLOCK_STATUS */
 	SCHED_WRITE, /* changes data: WRITE, TRIM, WRITE_ZEROES */
@@ -49,7 +51,8 @@ struct sched_req;
 
 /* A sync-like operation whose success claims durability (R5). */
 struct sched_syncop {
-	struct sched_syncop *next, *prev; /* in s->sync_inflight / done */
+	struct list_node node; /* in s->sync_inflight / sync_done */
+	struct list_node batch; /* a batch sync: the FLUSHes it covers */
 	uint64_t start; /* clock at issue */
 	uint64_t done_at; /* clock at completion */
 	int res; /* 0 or -errno */
@@ -74,9 +77,9 @@ struct sched_req {
 	int status; /* at REPLY: 0 or -errno to send */
 
 	/* --- Private to the scheduler. --- */
-	struct sched_req *next, *prev; /* in s->active, arrival order */
-	struct sched_req *out_next; /* in a sched_out */
-	struct sched_req *batch_next; /* in a flush batch */
+	struct list_node node; /* in s->active, arrival order */
+	struct list_node out_node; /* in a sched_out */
+	struct list_node batch_node; /* in a flush batch */
 	uint64_t lo, hi; /* effective byte range [lo, hi) */
 	uint64_t seq; /* arrival number */
 	uint32_t wait; /* earlier conflicting requests not complete */
@@ -87,7 +90,7 @@ struct sched_req {
 
 /* Events produced by one call, for the caller to act on after unlocking. */
 struct sched_out {
-	struct sched_req *head, **tail; /* RUN and REPLY, in order */
+	struct list_node reqs; /* RUN and REPLY, in order */
 	bool sync; /* issue one fdatasync of the export's file, then
 		      call sched_sync_done() with its result */
 };
@@ -103,20 +106,20 @@ struct sched {
 	enum sched_flush_mode flush;
 	uint32_t align; /* power of two; RMW granularity (R6) */
 
-	struct sched_req *active_head, *active_tail; /* arrival order */
+	struct list_node active; /* struct sched_req, arrival order */
 	uint64_t seq;
 
 	/* Flush batching (R1): at most one sync in flight per export. */
 	bool sync_running;
-	struct sched_req *batch_wait, **batch_wait_tail; /* next sync */
-	struct sched_req *batch_run; /* covered by the running sync; its
-					first FLUSH holds the sync op */
+	struct list_node batch_wait; /* FLUSHes for the next sync */
+	struct sched_req *batch_run; /* the first FLUSH of the batch the
+					running sync covers: its sync op
+					holds the batch */
 
 	/* Sync retirement (R5): ops in flight in start order, and completed
 	   ops awaiting retirement in completion order. */
 	uint64_t clock;
-	struct sched_syncop *sync_inflight_head, *sync_inflight_tail;
-	struct sched_syncop *sync_done_head, *sync_done_tail;
+	struct list_node sync_inflight, sync_done; /* struct sched_syncop */
 	bool failed; /* R5 latch */
 	uint32_t n_pending; /* submitted and not yet REPLY'd */
 	struct sched_stats stats;

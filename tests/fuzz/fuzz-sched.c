@@ -215,16 +215,18 @@ static void on_reply(struct t_req *t)
 static void on_sync_start(void)
 {
 	unsigned int i;
-
-	const struct sched_req *f;
+	const struct list_node *n;
 
 	/* S1 */
 	check(!h.sync_op);
 	h.sync_op = op_issue();
 	h.syncs++;
 	/* The FLUSHes this sync covers (read from the scheduler). */
-	for (f = h.s.batch_run; f; f = f->batch_next) {
-		struct t_req *t = (struct t_req *)f;
+	list_for_each(n, &h.s.batch_run->sync.batch)
+	{
+		struct t_req *t = container_of(
+			list_entry(n, struct sched_req, batch_node),
+			struct t_req, r);
 
 		check(t->r.kind == SCHED_FLUSH && t->st == ST_SUBMITTED);
 		check(!t->op);
@@ -248,7 +250,7 @@ static void drain(struct sched_out *o)
 	struct sched_req *r;
 
 	while ((r = sched_out_pop(o))) {
-		struct t_req *t = (struct t_req *)r;
+		struct t_req *t = container_of(r, struct t_req, r);
 
 		check(t >= h.req && t < h.req + h.n);
 		if (r->action == SCHED_RUN)
@@ -295,8 +297,8 @@ static void submit(uint8_t op, uint8_t b_off, uint8_t b_len)
 	sched_out_init(&o);
 	sched_submit(&h.s, &t->r, &o);
 	if (refused)
-		check(o.head == &t->r && t->r.action == SCHED_REPLY &&
-		      t->r.status == -EIO);
+		check(list_first(&o.reqs) == &t->r.out_node &&
+		      t->r.action == SCHED_REPLY && t->r.status == -EIO);
 	drain(&o);
 }
 

@@ -263,8 +263,8 @@ static void h_finish(struct h *h, const char *file, int line)
 	check(!h->sync_outstanding, file, line, "sync still in flight");
 	check(sched_pending(&h->s) == 0, file, line, "pending %u, want 0",
 	      sched_pending(&h->s));
-	check(h->s.active_head == NULL && h->s.sync_inflight_head == NULL &&
-		      h->s.sync_done_head == NULL,
+	check(list_empty(&h->s.active) && list_empty(&h->s.sync_inflight) &&
+		      list_empty(&h->s.sync_done),
 	      file, line, "scheduler not empty");
 	check(h->s.stats.syncs == (uint64_t)h->syncs_seen, file, line,
 	      "stats.syncs %llu, saw %d", (unsigned long long)h->s.stats.syncs,
@@ -1674,7 +1674,7 @@ static void sim_submit(struct sim *m, struct sim_req *q)
 	sched_submit(&m->s, r, &o);
 	if (m->latched && (r->kind == SCHED_WRITE || r->kind == SCHED_FLUSH)) {
 		/* R5: refused at once. */
-		assert_ptr_equal(o.head, r);
+		assert_ptr_equal(list_first(&o.reqs), &r->out_node);
 		assert_int_equal(r->action, SCHED_REPLY);
 		assert_int_equal(r->status, -EIO);
 	}
@@ -1782,9 +1782,9 @@ static void sim_run(enum sched_order order, enum sched_flush_mode flush,
 		assert_false(q->used);
 	assert_int_equal(sched_pending(&m.s), 0);
 	assert_int_equal(m.s.stats.syncs, m.syncs);
-	assert_null(m.s.active_head);
-	assert_null(m.s.sync_inflight_head);
-	assert_null(m.s.sync_done_head);
+	assert_true(list_empty(&m.s.active));
+	assert_true(list_empty(&m.s.sync_inflight));
+	assert_true(list_empty(&m.s.sync_done));
 }
 
 static void test_model_random(void **st)
