@@ -50,16 +50,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/export.h"
+#include "nbd/nbd.h"
+#include "nbd/proto.h"
+#include "trace/trace.h"
 #include "trace/tracefile.h"
 #include "util/io.h"
+#include "util/list.h"
 #include "util/log.h"
-#include "nbd/nbd.h"
-#include "trace/trace.h"
 
 #define CTL_LINE_MAX 4096
 #define TBUF_SIZE (1 << 20)
@@ -67,7 +68,7 @@
 #define TBUF_SPARE 4 /* buffers kept for reuse */
 
 struct tbuf {
-	struct tbuf *next;
+	struct list_node node; /* in rec->queue or rec->spare */
 	size_t len;
 	uint64_t last_end; /* K7: stream end of the last record ending in
 			      this buffer, 0 if none */
@@ -80,9 +81,9 @@ struct recorder {
 	pthread_cond_t cond; /* the buffer queue changed (K3) */
 	int fd;
 	struct tbuf *cur; /* being filled */
-	struct tbuf *q_head, **q_tail; /* full, for the writer, in order */
+	struct list_node queue; /* full, for the writer, in order */
 	struct tbuf *last_queued; /* the buffer queued last (K7) */
-	struct tbuf *spare;
+	struct list_node spare;
 	unsigned int n_queued, n_spare;
 	bool writing; /* the writer holds a buffer */
 	bool writer_started, closing;
@@ -118,22 +119,6 @@ static void stop_recording(struct recorder *rec, int err)
 	rec->failed = true;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* K3: the writer thread. */
 static void *writer_main(void *arg)
 {
@@ -143,17 +128,14 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&rec->lock);
 	for (;;) {
-		while (!rec->q_head && !rec->closing)
+		while (list_empty(&rec->queue) && !rec->closing)
 			pthread_cond_wait(&rec->cond, &rec->lock);
-		if (!rec->q_head)
+		if (list_empty(&rec->queue))
 			break;
-		b = rec->q_head;
-		rec->q_head = b->next;
-		if (!rec->q_head)
-			rec->q_tail = &rec->q_head;
+		b = list_entry(list_pop(&rec->queue), struct tbuf, node);
 		rec->writing = true;
 		pthread_mutex_unlock(&rec->lock);
-		r = rec->failed ? 0 : write_all(rec->fd, b->data, b->len);
+		r = rec->failed ? 0 : write_full(rec->fd, b->data, b->len);
 		pthread_mutex_lock(&rec->lock);
 		rec->writing = false;
 		rec->n_queued--;
@@ -165,8 +147,7 @@ static void *writer_main(void *arg)
 			rec->good_seq = b->last_seq;
 		}
 		if (rec->n_spare < TBUF_SPARE) {
-			b->next = rec->spare;
-			rec->spare = b;
+			list_add_head(&rec->spare, &b->node);
 			rec->n_spare++;
 		} else {
 			free(b);
@@ -199,10 +180,8 @@ static void queue_cur(struct recorder *rec)
 	while (rec->n_queued >= TBUF_MAX_QUEUED && !rec->failed)
 		pthread_cond_wait(&rec->cond, &rec->lock);
 	rec->cur = NULL;
-	b->next = NULL;
 	rec->last_queued = b;
-	*rec->q_tail = b;
-	rec->q_tail = &b->next;
+	list_add_tail(&rec->queue, &b->node);
 	rec->n_queued++;
 	pthread_cond_broadcast(&rec->cond);
 }
@@ -217,9 +196,9 @@ static void put(struct recorder *rec, const void *p, size_t len)
 		size_t n;
 
 		if (!b) {
-			b = rec->spare;
+			b = list_first_entry(&rec->spare, struct tbuf, node);
 			if (b) {
-				rec->spare = b->next;
+				list_del(&b->node);
 				rec->n_spare--;
 			} else {
 				b = malloc(sizeof *b + TBUF_SIZE);
@@ -287,12 +266,6 @@ static void append(struct recorder *rec, struct trace_rec *r)
 	}
 }
 
-static bool is_write(uint16_t cmd)
-{
-	return cmd == NBD_CMD_WRITE || cmd == NBD_CMD_WRITE_ZEROES ||
-	       cmd == NBD_CMD_TRIM;
-}
-
 void recorder_recv(struct recorder *rec, uint32_t conn,
 		   const struct nbd_request *nr, const void *payload)
 {
@@ -332,7 +305,7 @@ void recorder_recv(struct recorder *rec, uint32_t conn,
 	}
 	append(rec, &r);
 	rec->tot.n_recv++;
-	if (is_write(nr->type)) {
+	if (proto_cmd_is_write(nr->type)) {
 		rec->tot.n_writes++;
 		rec->tot.bytes_written += nr->length;
 		if (nr->flags & NBD_CMD_FLAG_FUA)
@@ -501,7 +474,8 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 	}
 	pthread_mutex_init(&rec->lock, NULL);
 	pthread_cond_init(&rec->cond, NULL);
-	rec->q_tail = &rec->q_head;
+	list_init(&rec->queue);
+	list_init(&rec->spare);
 	rec->fd = -1;
 	rec->exp = exp;
 	rec->ctl_fd = -1;
@@ -548,7 +522,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		goto out_free;
 	}
 	/* K6 */
-	r = write_all(rec->fd, hb, sizeof hb);
+	r = write_full(rec->fd, hb, sizeof hb);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto out_close;
@@ -599,7 +573,7 @@ static int end_incomplete(struct recorder *rec, struct trace_rec *r)
 	    lseek(rec->fd, (off_t)rec->good_end, SEEK_SET) < 0)
 		ret = -errno;
 	else
-		ret = write_all(rec->fd, buf, n);
+		ret = write_full(rec->fd, buf, n);
 	free(buf);
 	return ret;
 }
@@ -649,12 +623,8 @@ int recorder_close(struct recorder *rec)
 	ret = rec->failed ? -EIO : 0;
 	if (close(rec->fd) < 0 && !ret)
 		ret = -errno;
-	while (rec->spare) {
-		struct tbuf *b = rec->spare;
-
-		rec->spare = b->next;
-		free(b);
-	}
+	while (!list_empty(&rec->spare))
+		free(list_entry(list_pop(&rec->spare), struct tbuf, node));
 	free(rec->cur);
 	trace_dedupe_free(&rec->dd);
 	pthread_cond_destroy(&rec->cond);

@@ -40,6 +40,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "util/list.h"
 #include "util/log.h"
 #include "util/io.h"
 #include "serve/tls.h"
@@ -57,7 +58,7 @@ struct tls_conn {
 	int plain; /* the relay's end of the socketpair */
 	atomic_int refs; /* relay threads still running */
 	char peer[256]; /* "PSK user NAME", "X.509 DN" or "anonymous" */
-	struct tls_conn *next, *prev; /* in relays, under relay_lock */
+	struct list_node node; /* in relays, under relay_lock */
 };
 
 /* Relays still running, so shutdown can let them deliver the last replies,
@@ -65,7 +66,7 @@ struct tls_conn {
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t relay_cond = PTHREAD_COND_INITIALIZER;
 static unsigned int n_relays;
-static struct tls_conn *relays;
+static struct list_node relays = {&relays, &relays};
 
 /* --- Credentials --- */
 
@@ -405,12 +406,7 @@ static void relay_put(struct tls_conn *c)
 		return;
 	/* Off the list before its fd closes: tls_proxy_abort() uses it. */
 	pthread_mutex_lock(&relay_lock);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		relays = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	list_del(&c->node);
 	if (--n_relays == 0)
 		pthread_cond_broadcast(&relay_cond);
 	pthread_mutex_unlock(&relay_lock);
@@ -492,11 +488,7 @@ int tls_proxy_start(struct tls_conn *c, int fd)
 	atomic_init(&c->refs, 2);
 	pthread_mutex_lock(&relay_lock);
 	n_relays++;
-	c->prev = NULL;
-	c->next = relays;
-	if (relays)
-		relays->prev = c;
-	relays = c;
+	list_add_tail(&relays, &c->node);
 	pthread_mutex_unlock(&relay_lock);
 
 	pthread_attr_init(&attr);
@@ -549,10 +541,13 @@ bool tls_proxy_drain(int ms)
 
 void tls_proxy_abort(void)
 {
-	struct tls_conn *c;
+	struct list_node *n;
 
 	pthread_mutex_lock(&relay_lock);
-	for (c = relays; c; c = c->next)
-		shutdown(c->fd, SHUT_RDWR); /* T5 */
+	list_for_each(n, &relays)
+	{
+		shutdown(list_entry(n, struct tls_conn, node)->fd,
+			 SHUT_RDWR); /* T5 */
+	}
 	pthread_mutex_unlock(&relay_lock);
 }

@@ -179,9 +179,7 @@ static int stats(const char *path)
 				n_cmd[r->recv.cmd]++;
 			else
 				n_other++;
-			if (r->recv.cmd == NBD_CMD_WRITE ||
-			    r->recv.cmd == NBD_CMD_WRITE_ZEROES ||
-			    r->recv.cmd == NBD_CMD_TRIM) {
+			if (proto_cmd_is_write(r->recv.cmd)) {
 				bytes += r->recv.length;
 				n_fua += !!(r->recv.flags & NBD_CMD_FLAG_FUA);
 			}
