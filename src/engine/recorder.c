@@ -456,13 +456,50 @@ static uint32_t atomic_unit(uint32_t min_block)
 	return a;
 }
 
+/* K5: capture the base image at base, and describe the export. */
+static int make_header(struct export *exp, const char *base,
+		       struct trace_header *h, bool *reflinked, char *err,
+		       size_t errlen)
+{
+	char real[PATH_MAX];
+	int r;
+
+	r = exp->b->ops->capture(exp->b, base, reflinked);
+	if (r < 0) {
+		snprintf(err, errlen, "capturing the base image %s: %s", base,
+			 strerror(-r));
+		return r;
+	}
+	r = tracefile_sha256(base, h->base_sha256, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", base, strerror(-r));
+		return r;
+	}
+	if (!realpath(base, real) || strlen(real) >= sizeof h->base_path) {
+		snprintf(err, errlen, "%s: path too long for the trace", base);
+		return -ENAMETOOLONG;
+	}
+	memcpy(h->base_path, real, strlen(real) + 1);
+	h->size = exp->size;
+	h->min_block = exp->min_block;
+	h->atomic = atomic_unit(exp->min_block);
+	h->tflags = exp->tflags;
+	h->flush_mode = flush_mode_of(exp->sched.flush);
+	h->order_mode = exp->sched.order == SCHED_ORDER_RELAXED
+				? TRACE_ORDER_RELAXED
+				: TRACE_ORDER_OVERLAP;
+	h->start_ns = now_ns(CLOCK_REALTIME);
+	snprintf(h->version, sizeof h->version, "loopd %s", LOOPD_VERSION);
+	return 0;
+}
+
 int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		  char *err, size_t errlen)
 {
 	struct trace_header h = {0};
 	uint8_t hb[TRACE_HEADER_SIZE];
 	struct recorder *rec;
-	char *base = NULL, real[PATH_MAX];
+	char *base = NULL;
 	bool reflinked;
 	int r;
 
@@ -485,34 +522,9 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		r = -ENOMEM;
 		goto out_free;
 	}
-	/* K5 */
-	r = exp->b->ops->capture(exp->b, base, &reflinked);
-	if (r < 0) {
-		snprintf(err, errlen, "capturing the base image %s: %s", base,
-			 strerror(-r));
+	r = make_header(exp, base, &h, &reflinked, err, errlen);
+	if (r < 0)
 		goto out_free;
-	}
-	r = tracefile_sha256(base, h.base_sha256, NULL);
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", base, strerror(-r));
-		goto out_free;
-	}
-	if (!realpath(base, real) || strlen(real) >= sizeof h.base_path) {
-		snprintf(err, errlen, "%s: path too long for the trace", base);
-		r = -ENAMETOOLONG;
-		goto out_free;
-	}
-	memcpy(h.base_path, real, strlen(real) + 1);
-	h.size = exp->size;
-	h.min_block = exp->min_block;
-	h.atomic = atomic_unit(exp->min_block);
-	h.tflags = exp->tflags;
-	h.flush_mode = flush_mode_of(exp->sched.flush);
-	h.order_mode = exp->sched.order == SCHED_ORDER_RELAXED
-			       ? TRACE_ORDER_RELAXED
-			       : TRACE_ORDER_OVERLAP;
-	h.start_ns = now_ns(CLOCK_REALTIME);
-	snprintf(h.version, sizeof h.version, "loopd %s", LOOPD_VERSION);
 	trace_encode_header(hb, &h);
 
 	rec->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -282,6 +282,75 @@ static int cmp_event(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* A write's RECV: the write it adds to the plan, if it changes data. */
+static int add_write(struct crash_plan *p, const struct trace_rec *r,
+		     struct match *x, const char **why)
+{
+	struct crash_write *w = &p->writes[p->n_writes];
+
+	if (!r->recv.length)
+		return 0; /* changes nothing */
+	if (r->recv.offset + r->recv.length < r->recv.offset ||
+	    r->recv.offset + r->recv.length > p->hdr.size) {
+		*why = "a write lies beyond the export size";
+		return -EINVAL;
+	}
+	w->off = r->recv.offset;
+	w->len = r->recv.length;
+	if (r->recv.cmd == NBD_CMD_TRIM &&
+	    !trim_inner(&p->hdr, &w->off, &w->len))
+		return 0; /* S4: no whole block: changes nothing */
+	w->recv = r->seq;
+	w->reply = CRASH_NEVER;
+	w->status = -EINPROGRESS;
+	w->cmd = r->recv.cmd;
+	w->conn = r->recv.conn;
+	w->fua = r->recv.flags & NBD_CMD_FLAG_FUA;
+	if (r->recv.cmd == NBD_CMD_TRIM)
+		w->kind = CRASH_W_TRIM;
+	else if (r->recv.cmd == NBD_CMD_WRITE_ZEROES ||
+		 r->recv.data_kind == TRACE_DATA_ZERO)
+		w->kind = CRASH_W_ZERO;
+	else if (r->recv.data)
+		w->kind = CRASH_W_DATA;
+	else {
+		*why = "a WRITE without its payload";
+		return -EINVAL;
+	}
+	w->data = r->recv.data;
+	x->what = (int32_t)p->n_writes++;
+	return 0;
+}
+
+/* Match each REPLY to the latest unmatched RECV of its key. */
+static void match_replies(struct crash_plan *p, struct match *m, size_t nm,
+			  int32_t *stack, struct flush *fl)
+{
+	size_t i, sp = 0;
+
+	qsort(m, nm, sizeof *m, cmp_match);
+	for (i = 0; i < nm; i++) {
+		if (i && (m[i].conn != m[i - 1].conn ||
+			  m[i].cookie != m[i - 1].cookie))
+			sp = 0;
+		if (!m[i].reply) {
+			stack[sp++] = (int32_t)i;
+			continue;
+		}
+		if (!sp)
+			continue; /* a reply to nothing: ignore */
+		const struct match *q = &m[stack[--sp]];
+
+		if (q->what >= 0) {
+			p->writes[q->what].reply = m[i].seq;
+			p->writes[q->what].status = m[i].status;
+		} else if (q->what <= -2) {
+			fl[-2 - q->what].reply = m[i].seq;
+			fl[-2 - q->what].status = m[i].status;
+		}
+	}
+}
+
 static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 		   struct flush **flushes_out, uint32_t *n_fl, const char **why)
 {
@@ -289,7 +358,6 @@ static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 	struct flush *fl = NULL;
 	size_t i, nm = 0, nw = 0, nf = 0, nk = 0;
 	int32_t *stack = NULL;
-	size_t sp = 0;
 
 	for (i = 0; i < n; i++) {
 		if (recs[i].type == TRACE_RECV || recs[i].type == TRACE_REPLY)
@@ -339,42 +407,10 @@ static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 		switch (r->recv.cmd) {
 		case NBD_CMD_WRITE:
 		case NBD_CMD_WRITE_ZEROES:
-		case NBD_CMD_TRIM: {
-			struct crash_write *w = &p->writes[p->n_writes];
-
-			if (!r->recv.length)
-				break; /* changes nothing */
-			if (r->recv.offset + r->recv.length < r->recv.offset ||
-			    r->recv.offset + r->recv.length > p->hdr.size) {
-				*why = "a write lies beyond the export size";
+		case NBD_CMD_TRIM:
+			if (add_write(p, r, x, why) < 0)
 				goto out_inval;
-			}
-			w->off = r->recv.offset;
-			w->len = r->recv.length;
-			if (r->recv.cmd == NBD_CMD_TRIM &&
-			    !trim_inner(&p->hdr, &w->off, &w->len))
-				break; /* S4: no whole block: changes nothing */
-			w->recv = r->seq;
-			w->reply = CRASH_NEVER;
-			w->status = -EINPROGRESS;
-			w->cmd = r->recv.cmd;
-			w->conn = r->recv.conn;
-			w->fua = r->recv.flags & NBD_CMD_FLAG_FUA;
-			if (r->recv.cmd == NBD_CMD_TRIM)
-				w->kind = CRASH_W_TRIM;
-			else if (r->recv.cmd == NBD_CMD_WRITE_ZEROES ||
-				 r->recv.data_kind == TRACE_DATA_ZERO)
-				w->kind = CRASH_W_ZERO;
-			else if (r->recv.data)
-				w->kind = CRASH_W_DATA;
-			else {
-				*why = "a WRITE without its payload";
-				goto out_inval;
-			}
-			w->data = r->recv.data;
-			x->what = (int32_t)p->n_writes++;
 			break;
-		}
 		case NBD_CMD_FLUSH:
 			fl[nf].recv = r->seq;
 			fl[nf].reply = CRASH_NEVER;
@@ -385,28 +421,7 @@ static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 			break;
 		}
 	}
-	/* Match each REPLY to the latest unmatched RECV of its key. */
-	qsort(m, nm, sizeof *m, cmp_match);
-	for (i = 0; i < nm; i++) {
-		if (i && (m[i].conn != m[i - 1].conn ||
-			  m[i].cookie != m[i - 1].cookie))
-			sp = 0;
-		if (!m[i].reply) {
-			stack[sp++] = (int32_t)i;
-			continue;
-		}
-		if (!sp)
-			continue; /* a reply to nothing: ignore */
-		const struct match *q = &m[stack[--sp]];
-
-		if (q->what >= 0) {
-			p->writes[q->what].reply = m[i].seq;
-			p->writes[q->what].status = m[i].status;
-		} else if (q->what <= -2) {
-			fl[-2 - q->what].reply = m[i].seq;
-			fl[-2 - q->what].status = m[i].status;
-		}
-	}
+	match_replies(p, m, nm, stack, fl);
 	free(m);
 	free(stack);
 	*flushes_out = fl;
@@ -563,6 +578,10 @@ static void size_point(struct crash_plan *p, struct crash_point *pt,
 	pt->items = N_FIXED + ns * per;
 }
 
+/*
+ * Long on purpose: the sorted events, then the one pass over them that
+ * makes every crash point (S1, S2) from the running durable state.
+ */
 static int build_points(struct crash_plan *p, const struct flush *fl,
 			uint32_t n_fl, uint32_t first_conc)
 {
@@ -865,6 +884,11 @@ static void choose_combo(const struct crash_point *pt, struct crash_state *st,
 		st->variant = v ? CRASH_V_TRIM_OLD : 0;
 }
 
+/*
+ * Long on purpose: one case per kind of item of S5 (the fixed items, the
+ * exhaustive combinations, each sampling strategy, torn items), all
+ * filling the same state.
+ */
 int crash_state_get(const struct crash_plan *p, struct crash_scratch *s,
 		    uint64_t item, struct crash_state *st)
 {

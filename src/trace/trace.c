@@ -338,6 +338,10 @@ static int resolve_data(struct trace_reader *rd, struct trace_rec *r)
 	return 0;
 }
 
+/*
+ * Long on purpose: the checks T1-T5 in order, then one case per record
+ * type, so that the reader's rules read as one list.
+ */
 int trace_next(struct trace_reader *rd, struct trace_rec *r)
 {
 	const uint8_t *b = rd->buf + rd->pos, *d;

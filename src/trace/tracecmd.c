@@ -150,15 +150,39 @@ static int dump(const char *path)
 	return 0;
 }
 
+/* The crash points of the trace under the contract model (states.c). */
+static void print_crash_points(const struct tracefile *tf)
+{
+	struct crash_opts o = {.model = CRASH_CONTRACT,
+			       .exhaustive = 10,
+			       .unit = tf->h.atomic};
+	struct crash_plan *plan = NULL;
+	uint32_t fl_pts = 0, fua_pts = 0, k, max_p = 0;
+	const char *why = NULL;
+
+	if (crash_plan_build(&tf->h, tf->recs, tf->n, &o, &plan, &why) < 0) {
+		printf("crash points:   unknown (%s)\n",
+		       why ? why : "out of memory");
+		return;
+	}
+	for (k = 0; k < plan->n_points; k++) {
+		fl_pts += plan->points[k].why == CRASH_AT_FLUSH;
+		fua_pts += plan->points[k].why == CRASH_AT_FUA;
+		if (plan->points[k].n_pending > max_p)
+			max_p = plan->points[k].n_pending;
+	}
+	printf("crash points:   %u epochs (flush %u, fua %u, end or write %u); "
+	       "largest pending set %u (contract model)\n",
+	       plan->n_points, fl_pts, fua_pts,
+	       plan->n_points - fl_pts - fua_pts, max_p);
+	crash_plan_free(plan);
+}
+
 static int stats(const char *path)
 {
 	uint64_t n_cmd[8] = {0}, n_fua = 0, bytes = 0, data = 0, n_data = 0;
 	uint64_t n_reply = 0, n_err = 0, n_marks = 0, n_syncs = 0, n_other = 0;
-	struct crash_opts o = {.model = CRASH_CONTRACT, .exhaustive = 10};
-	struct crash_plan *plan = NULL;
-	uint32_t fl_pts = 0, fua_pts = 0, k, max_p = 0;
 	struct tracefile tf;
-	const char *why;
 	char err[512];
 	size_t i;
 
@@ -221,23 +245,7 @@ static int stats(const char *path)
 	printf("unique payload: %" PRIu64 " bytes in %" PRIu64 " records\n",
 	       data, n_data);
 	printf("marks:          %" PRIu64 "\n", n_marks);
-	o.unit = tf.h.atomic;
-	if (crash_plan_build(&tf.h, tf.recs, tf.n, &o, &plan, &why) == 0) {
-		for (k = 0; k < plan->n_points; k++) {
-			fl_pts += plan->points[k].why == CRASH_AT_FLUSH;
-			fua_pts += plan->points[k].why == CRASH_AT_FUA;
-			if (plan->points[k].n_pending > max_p)
-				max_p = plan->points[k].n_pending;
-		}
-		printf("crash points:   %u epochs (flush %u, fua %u, end or "
-		       "write %u); largest pending set %u (contract model)\n",
-		       plan->n_points, fl_pts, fua_pts,
-		       plan->n_points - fl_pts - fua_pts, max_p);
-		crash_plan_free(plan);
-	} else {
-		printf("crash points:   unknown (%s)\n",
-		       why ? why : "out of memory");
-	}
+	print_crash_points(&tf);
 	printf("flush mode:     %s\n", trace_flush_mode_name(tf.h.flush_mode));
 	printf("end:            %s\n",
 	       tf.ended ? (tf.end->flags & TRACE_END_INCOMPLETE
