@@ -32,6 +32,7 @@ CONFIGS = [
     ("loopd-relaxed", "loopd", "direct", "loopd --order=relaxed"),
     ("loopd-barrier", "loopd", "direct", "loopd --flush=barrier"),
     ("loopd-record", "loopd", "direct", "loopd --record TRACE"),
+    ("loopd-base", "loopd", "direct", "loopd, base build (LOOPD_BASE)"),
 ]
 CFG = {c[0]: c for c in CONFIGS}
 PEERS = [c[0] for c in CONFIGS if c[1] == "peer"]
@@ -362,6 +363,11 @@ def targets(agg, meta, runs):
             if get(agg, b, w, "loopd") and get(agg, b, w, "loopd-relaxed"):
                 add("%s %s: default order (R3) IOPS / --order=relaxed" % (b, WL[w]),
                     [(b, w, "loopd", "iops")], [(b, w, "loopd-relaxed", "iops")], ">=", 0.95)
+    for b in BACKINGS:
+        for w, _ in WORKLOADS:
+            if get(agg, b, w, "loopd") and get(agg, b, w, "loopd-base"):
+                add("%s %s: this build's IOPS / the base build's" % (b, WL[w]),
+                    [(b, w, "loopd", "iops")], [(b, w, "loopd-base", "iops")], ">=", 0.95)
     have_record = False
     for b in BACKINGS:
         for w, _ in WORKLOADS:
