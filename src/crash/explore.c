@@ -7,11 +7,8 @@
  * state as an image file and runs the check on it.  docs/crash.md is the
  * user's guide; this block is the design.
  *
- * X1. Budget.  --max-states B is shared by the crash points: when every
- *     point's list fits, all of it; else water-filling (each point gets
- *     min(demand, λ)); when B is smaller than the number of points, B
- *     points are drawn (seeded), weighted by |P|.  A point's demand is
- *     its number of distinct combinations when exhaustive, else its list.
+ * X1. Budget: how --max-states is shared by the crash points, in
+ *     budget.c (pure, tested by tests/unit/test-budget.c).
  * X2. Dedupe.  Within a point, states with the same extents key are one
  *     image (states.c S7) and are checked once.
  * X3. Incremental materialisation.  Each of the -j workers owns one image
@@ -40,7 +37,6 @@
  *     It depends on the trace, model, seed, E and --tear only, so
  *     `--state K.I --out IMG` rebuilds it under the same options.
  */
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -63,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crash/budget.h"
 #include "crash/states.h"
 #include "trace/tracefile.h"
 #include "trace/recorder.h"
@@ -755,91 +752,24 @@ static void *worker_main(void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* The budget (X1).                                                    */
+/* The budget (X1, budget.c).                                          */
 
-static uint64_t demand(const struct crash_point *pt)
-{
-	uint64_t d = pt->exhaustive ? pt->items - 4 : pt->items;
-
-	return d ? d : 1;
-}
-
-static void allocate(struct ctx *c, const bool *sel)
+/* Each selected point's budget, in c->budget. */
+static int allocate(struct ctx *c, const bool *sel)
 {
 	const struct crash_plan *p = c->plan;
-	uint64_t total = 0, b = c->o.max_states, lo, hi, sum;
-	uint32_t k, n_sel = 0;
+	struct budget_point *bp = calloc(p->n_points + 1, sizeof *bp);
+	uint32_t k;
 
-	for (k = 0; k < p->n_points; k++)
-		if (sel[k]) {
-			total += demand(&p->points[k]);
-			n_sel++;
-		}
-	if (!b || total <= b) {
-		for (k = 0; k < p->n_points; k++)
-			c->budget[k] =
-				sel[k] ? (uint32_t)demand(&p->points[k]) : 0;
-		return;
-	}
-	if (b < n_sel) {
-		/* Draw b points, weighted by |P| + 1, without replacement:
-		   a drawn point leaves the urn. */
-		uint64_t x = c->o.seed ^ 0x5ca1ab1e, wsum = 0, r, acc;
-		uint32_t got;
-
-		memset(c->budget, 0, p->n_points * sizeof *c->budget);
-		for (k = 0; k < p->n_points; k++)
-			if (sel[k])
-				wsum += p->points[k].n_pending + 1ull;
-		for (got = 0; got < b; got++) {
-			/* b < n_sel: a selected point is left in the urn. */
-			assert(wsum > 0);
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			r = (x >> 11) % wsum;
-			for (k = 0, acc = 0; k < p->n_points; k++) {
-				if (!sel[k] || c->budget[k])
-					continue;
-				acc += p->points[k].n_pending + 1ull;
-				if (r < acc)
-					break;
-			}
-			c->budget[k] = 1;
-			wsum -= p->points[k].n_pending + 1ull;
-		}
-		return;
-	}
-	/* Water-filling: the largest lambda with sum(min(d, lambda)) <= b. */
-	lo = 1;
-	hi = b;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo + 1) / 2;
-
-		sum = 0;
-		for (k = 0; k < p->n_points; k++)
-			if (sel[k]) {
-				uint64_t d = demand(&p->points[k]);
-
-				sum += d < mid ? d : mid;
-			}
-		if (sum <= b)
-			lo = mid;
-		else
-			hi = mid - 1;
-	}
-	sum = 0;
+	if (!bp)
+		return -ENOMEM;
 	for (k = 0; k < p->n_points; k++) {
-		uint64_t d = sel[k] ? demand(&p->points[k]) : 0;
-
-		c->budget[k] = (uint32_t)(d < lo ? d : lo);
-		sum += c->budget[k];
+		bp[k].demand = sel[k] ? budget_demand(&p->points[k]) : 0;
+		bp[k].n_pending = p->points[k].n_pending;
 	}
-	/* The remainder, one each, to points that want more (later first:
-	   they have the most history behind them). */
-	for (k = p->n_points; k-- > 0 && sum < b;)
-		if (sel[k] && demand(&p->points[k]) > c->budget[k]) {
-			c->budget[k]++;
-			sum++;
-		}
+	budget_allocate(bp, p->n_points, c->o.max_states, c->o.seed, c->budget);
+	free(bp);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1595,7 +1525,8 @@ static int explore(struct ctx *c)
 		goto out;
 	for (k = 0; k < p->n_points; k++)
 		sel[k] = p->points[k].t > after_seq;
-	allocate(c, sel);
+	if (allocate(c, sel) < 0)
+		goto out;
 	for (k = 0; k < p->n_points; k++)
 		c->planned += c->budget[k];
 	if (make_workdir(c) < 0) {
