@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * explore.h: what the parts of `loopd crash` share, private to src/crash/:
+ * explore.h: what the files of `loopd crash` share, private to src/crash/:
  * the options, the run's context, a job (one state to check), a worker,
  * and the functions each file gives the others.
  *
- * The parts, one job each (a section of explore.c until it has its own
- * file), and the rules each defines (docs/crash.md is the user's guide):
+ * The files, one job each, and the rules each defines (docs/crash.md is
+ * the user's guide):
  *   cli.c        the command line, usage, cmd_crash() and its exit status
  *   explore.c    the run: trace, base, plan, producer, per-job steps (X7)
  *   budget.c     how many states each crash point gets (X1, pure)
