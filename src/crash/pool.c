@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,24 @@
 
 #include "crash/explore.h"
 
-static volatile sig_atomic_t stop_requested;
+/*
+ * Set by the signal handler, read by every thread.  A volatile
+ * sig_atomic_t is safe in a handler but is a data race between threads;
+ * a lock-free atomic is both.
+ */
+static atomic_bool stop_requested;
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2, "the handler needs lock-free");
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	atomic_store_explicit(&stop_requested, true, memory_order_relaxed);
+}
+
+/* The flag orders nothing: the queue's lock does. */
+static bool stopping(void)
+{
+	return atomic_load_explicit(&stop_requested, memory_order_relaxed);
 }
 
 /* SIGINT and SIGTERM end the run early, with the report so far. */
@@ -34,7 +47,7 @@ void pool_catch_signals(void)
 
 bool pool_interrupted(void)
 {
-	return stop_requested;
+	return stopping();
 }
 
 /* The first tool error is kept for the report, and stops everyone. */
@@ -56,9 +69,9 @@ static struct job *pop(struct ctx *c)
 	struct job *j = NULL;
 
 	pthread_mutex_lock(&c->lock);
-	while (!c->q_len && !c->produced && !c->tool_error && !stop_requested)
+	while (!c->q_len && !c->produced && !c->tool_error && !stopping())
 		pthread_cond_wait(&c->cond, &c->lock);
-	if (c->q_len && !c->tool_error && !stop_requested) {
+	if (c->q_len && !c->tool_error && !stopping()) {
 		j = c->q[c->q_head];
 		c->q_head = (c->q_head + 1) % QUEUE_CAP;
 		c->q_len--;
@@ -93,7 +106,7 @@ int pool_start(struct worker *w)
 int pool_push(struct ctx *c, struct job *j, double t0)
 {
 	pthread_mutex_lock(&c->lock);
-	while (c->q_len == QUEUE_CAP && !c->tool_error && !stop_requested) {
+	while (c->q_len == QUEUE_CAP && !c->tool_error && !stopping()) {
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -107,7 +120,7 @@ int pool_push(struct ctx *c, struct job *j, double t0)
 		report_progress(c, t0, false);
 		pthread_mutex_lock(&c->lock);
 	}
-	if (c->tool_error || stop_requested) {
+	if (c->tool_error || stopping()) {
 		pthread_mutex_unlock(&c->lock);
 		return -ECANCELED;
 	}
@@ -124,7 +137,7 @@ void pool_drain(struct ctx *c, double t0)
 	pthread_mutex_lock(&c->lock);
 	c->produced = true;
 	pthread_cond_broadcast(&c->cond);
-	while (c->q_len && !c->tool_error && !stop_requested) {
+	while (c->q_len && !c->tool_error && !stopping()) {
 		pthread_mutex_unlock(&c->lock);
 		report_progress(c, t0, false);
 		usleep(100000);
