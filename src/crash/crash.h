@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* crash.h: `loopd crash`, the explorer's entry point. */
+/*
+ * crash.h: `loopd crash`, the crash explorer (src/crash/): its entry
+ * point, which main.c calls with argv[0] the subcommand name.  It returns
+ * the process exit status: 0 every state passed, 1 a state failed, 2
+ * usage or tool error, or interrupted.
+ */
 #ifndef LOOPD_CRASH_CRASH_H
 #define LOOPD_CRASH_CRASH_H
 
-/* argv[0] is "crash".  Returns the process exit status (0, 1 or 2). */
 int cmd_crash(int argc, char **argv);
 
 #endif /* LOOPD_CRASH_CRASH_H */

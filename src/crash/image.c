@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * image.c: the images of crash states in `loopd crash`: a state as a job
+ * (its extents, deduplicated), the workers' working images, moved from
+ * point to point and restored after each check, and one state written to
+ * a file (--state ID --out IMG).
+ *
+ * X2. Dedupe.  Within a point, states with the same extents key are one
+ *     image (states.c S7) and are checked once.
+ * X3. Incremental materialisation.  Each of the -j workers owns one image
+ *     file (a reflink or sparse copy of the base, made once) and an
+ *     in-memory copy of D(t) (a private mapping of the base, so untouched
+ *     pages cost nothing).  States arrive in point order.  Moving to a
+ *     later point applies crash_durable_diff() to both.  A state writes
+ *     only its extents (where it differs from D(t)).
+ * X4. Undo.  Before a check the image's mtime is set to a sentinel.  If
+ *     the check did not write (mtime unchanged), the state's extents are
+ *     restored from D(t).  If it did (e2fsck replaying the journal, a
+ *     mount), the image is compared with D(t) in 64 KiB chunks and the
+ *     chunks that differ are written back: every chunk of the image's
+ *     data extents (SEEK_DATA), and, in its holes, the chunks where D(t)
+ *     may hold data (the base's data, or a diff's).  Either way the image
+ *     is D(t) again, without a full copy, at a cost that follows the
+ *     data, not the export size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crash/explore.h"
+#include "util/io.h"
+#include "util/rounding.h"
+
+static const uint8_t zero_chunk[CHUNK];
+
+/* X4: the mtime set before a check; a check that writes changes it. */
+static const struct timespec sentinel = {.tv_sec = 1, .tv_nsec = 0};
+
+/* The bytes of the chunk at off (the last one may be short). */
+static uint64_t chunk_len(const struct ctx *c, uint64_t off)
+{
+	return c->size - off < CHUNK ? c->size - off : CHUNK;
+}
+
+/* Write extent e into fd (if >= 0) and into mem (if not NULL). */
+static int put_extent(const struct ctx *c, int fd, uint8_t *mem,
+		      const struct crash_extent *e)
+{
+	const uint8_t *src;
+	uint64_t off, n;
+	int r;
+
+	if (e->src == CRASH_SRC_ZERO) {
+		for (off = e->off; off < e->off + e->len; off += n) {
+			n = e->off + e->len - off;
+			if (n > CHUNK)
+				n = CHUNK;
+			if (fd >= 0) {
+				r = pwrite_full(fd, zero_chunk, n, off);
+				if (r < 0)
+					return r;
+			}
+		}
+		if (mem)
+			memset(mem + e->off, 0, e->len);
+		return 0;
+	}
+	src = e->src == CRASH_SRC_BASE ? c->base_map + e->off
+				       : crash_src_data(c->plan, e);
+	if (fd >= 0) {
+		r = pwrite_full(fd, src, e->len, e->off);
+		if (r < 0)
+			return r;
+	}
+	if (mem)
+		memcpy(mem + e->off, src, e->len);
+	return 0;
+}
+
+/* dirty (may be NULL): chunks of mem that the extents touch are marked. */
+static int put_extents(const struct ctx *c, int fd, uint8_t *mem,
+		       uint8_t *dirty, const struct crash_extents *x)
+{
+	size_t i;
+	uint64_t k;
+	int r;
+
+	for (i = 0; i < x->n; i++) {
+		const struct crash_extent *e = &x->v[i];
+
+		r = put_extent(c, fd, mem, e);
+		if (r < 0)
+			return r;
+		for (k = e->off / CHUNK;
+		     dirty && k <= (e->off + e->len - 1) / CHUNK; k++)
+			dirty[k] = 1;
+	}
+	return 0;
+}
+
+/* The base as the images need it: mapped, and where it holds data (X4). */
+int image_base_map(struct ctx *c)
+{
+	uint64_t off, next, k;
+	bool data;
+
+	c->n_chunks = round_up(c->size, CHUNK) / CHUNK;
+	c->base_data = calloc(c->n_chunks + 1, 1);
+	if (!c->base_data)
+		return -ENOMEM;
+	for (off = 0; off < c->size; off = next) {
+		extent_at(c->base_fd, off, c->size, &data, &next);
+		for (k = off / CHUNK; data && k * CHUNK < next; k++)
+			c->base_data[k] = 1;
+	}
+	c->base_map = c->size ? mmap(NULL, c->size, PROT_READ, MAP_SHARED,
+				     c->base_fd, 0)
+			      : NULL;
+	if (c->base_map == MAP_FAILED) {
+		c->base_map = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * X2: state `item` of point k (open in s) as a job in *out, or *out =
+ * NULL when a state of the point with the same image was produced before
+ * (seen holds their keys).  Returns 0 or -ENOMEM.
+ */
+int image_job(const struct ctx *c, struct crash_scratch *s,
+	      struct trace_dedupe *seen, uint32_t k, uint64_t item,
+	      struct job **out)
+{
+	struct crash_state st;
+	struct job *j = calloc(1, sizeof *j);
+	uint8_t key[16] = {0};
+	int r;
+
+	*out = NULL;
+	if (!j)
+		return -ENOMEM;
+	r = crash_state_get(c->plan, s, item, &st);
+	if (!r)
+		r = crash_state_extents(c->plan, s, &st, &j->x);
+	if (!r) {
+		memcpy(key, &j->x.key, sizeof j->x.key);
+		if (trace_dedupe_find(seen, key, 0))
+			r = 1; /* a duplicate */
+		else if (trace_dedupe_add(seen, key, 0, 1) < 0)
+			r = -ENOMEM;
+	}
+	if (r) {
+		crash_state_free(&st);
+		crash_extents_free(&j->x);
+		free(j);
+		return r < 0 ? r : 0;
+	}
+	j->point = k;
+	j->item = item;
+	j->kind = st.kind;
+	j->n_chosen = st.n_chosen;
+	j->n_pending = st.n_pending;
+	j->variant = st.variant;
+	j->torn = st.torn != UINT32_MAX;
+	crash_state_free(&st);
+	*out = j;
+	return 0;
+}
+
+/* X3: a worker's image, a copy of the base in the working directory. */
+int image_open(struct image *im, const struct ctx *c, int id)
+{
+	bool reflinked;
+	int r;
+
+	im->c = c;
+	im->cur = CRASH_BASE;
+	im->fd = -1;
+	if (snprintf(im->path, sizeof im->path, "%s/state%d.img", c->workdir,
+		     id) >= (int)sizeof im->path)
+		return -ENAMETOOLONG;
+	r = tracefile_copy(c->base_path, im->path, &reflinked);
+	if (r < 0)
+		return r;
+	im->fd = open(im->path, O_RDWR | O_CLOEXEC);
+	if (im->fd < 0)
+		return -errno;
+	im->map = mmap(NULL, c->size, PROT_READ, MAP_SHARED, im->fd, 0);
+	im->dmem = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+			c->base_fd, 0);
+	if (im->map == MAP_FAILED || im->dmem == MAP_FAILED) {
+		im->map = im->map == MAP_FAILED ? NULL : im->map;
+		im->dmem = im->dmem == MAP_FAILED ? NULL : im->dmem;
+		return -ENOMEM;
+	}
+	im->dirty = calloc(c->n_chunks + 1, 1);
+	im->seen = calloc(c->n_chunks + 1, sizeof *im->seen);
+	im->s = crash_scratch_new(c->plan);
+	return im->s && im->dirty && im->seen ? 0 : -ENOMEM;
+}
+
+/* Also after a failed image_open(): the file is removed. */
+void image_close(struct image *im)
+{
+	if (im->map)
+		munmap((void *)im->map, im->c->size);
+	if (im->dmem)
+		munmap(im->dmem, im->c->size);
+	if (im->fd >= 0)
+		close(im->fd);
+	if (im->path[0])
+		unlink(im->path);
+	crash_scratch_free(im->s);
+	crash_extents_free(&im->d);
+	free(im->dirty);
+	free(im->seen);
+	im->map = im->dmem = NULL;
+	im->fd = -1;
+	im->s = NULL;
+	im->dirty = NULL;
+	im->seen = NULL;
+}
+
+/* X3: move the image and D(t) to point k (no earlier than the last). */
+int image_advance(struct image *im, uint32_t k)
+{
+	const struct ctx *c = im->c;
+	int r;
+
+	if (k == im->cur)
+		return 0;
+	r = crash_durable_diff(c->plan, im->s, im->cur, k, &im->d);
+	if (!r)
+		r = put_extents(c, im->fd, im->dmem, im->dirty, &im->d);
+	if (!r)
+		im->cur = k;
+	return r;
+}
+
+/* X3: write state j (its extents only); X4: then the sentinel mtime. */
+int image_apply(struct image *im, const struct job *j)
+{
+	const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, sentinel};
+	int r = put_extents(im->c, im->fd, NULL, NULL, &j->x);
+
+	if (!r && futimens(im->fd, ts) < 0)
+		r = -errno;
+	return r;
+}
+
+static int restore_chunk(struct image *im, uint64_t off)
+{
+	uint64_t n = chunk_len(im->c, off);
+
+	if (!memcmp(im->map + off, im->dmem + off, n))
+		return 0;
+	return pwrite_full(im->fd, im->dmem + off, n, off);
+}
+
+/* X4: the chunks of the image's data extents, marked seen. */
+static int restore_data(struct image *im)
+{
+	const struct ctx *c = im->c;
+	uint64_t off, next, k;
+	bool data;
+	int r;
+
+	for (off = 0; off < c->size; off = next) {
+		extent_at(im->fd, off, c->size, &data, &next);
+		for (k = off / CHUNK; data && k * CHUNK < next; k++) {
+			if (im->seen[k] == im->stamp)
+				continue;
+			im->seen[k] = im->stamp;
+			r = restore_chunk(im, k * CHUNK);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* X4: a hole, which reads as zeroes, is right where D(t) is zero: only
+   chunks where the base or a diff put data can differ. */
+static int restore_holes(struct image *im)
+{
+	const struct ctx *c = im->c;
+	uint64_t n;
+	int r;
+
+	for (n = 0; n < c->n_chunks; n++) {
+		if (im->seen[n] == im->stamp ||
+		    !(c->base_data[n] || im->dirty[n]))
+			continue;
+		if (!trace_is_zero(im->dmem + n * CHUNK,
+				   chunk_len(c, n * CHUNK))) {
+			r = restore_chunk(im, n * CHUNK);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* X4: make the image D(t) again after state j was checked. */
+int image_restore(struct image *im, const struct job *j)
+{
+	const struct ctx *c = im->c;
+	struct stat st;
+	size_t i;
+	int r;
+
+	if (fstat(im->fd, &st) < 0)
+		return -errno;
+	if (st.st_mtim.tv_sec == sentinel.tv_sec &&
+	    st.st_mtim.tv_nsec == sentinel.tv_nsec &&
+	    (uint64_t)st.st_size == c->size) {
+		for (i = 0; i < j->x.n; i++) {
+			const struct crash_extent *e = &j->x.v[i];
+
+			r = pwrite_full(im->fd, im->dmem + e->off, e->len,
+					e->off);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	if ((uint64_t)st.st_size != c->size &&
+	    ftruncate(im->fd, (off_t)c->size) < 0)
+		return -errno;
+	if (++im->stamp == 0) {
+		memset(im->seen, 0, (c->n_chunks + 1) * sizeof *im->seen);
+		im->stamp = 1;
+	}
+	r = restore_data(im);
+	return r < 0 ? r : restore_holes(im);
+}
+
+/* LOOPD_CRASH_VERIFY, a testing aid: is the image exactly D(t)? */
+int image_verify(const struct image *im)
+{
+	return memcmp(im->map, im->dmem, im->c->size) ? -EIO : 0;
+}
+
+/*
+ * State st of point k (open in s) written to path: a copy of the base,
+ * D(t) of the point, then the state's extents, synced.
+ */
+int image_write_state(const struct ctx *c, struct crash_scratch *s, uint32_t k,
+		      const struct crash_state *st, const char *path)
+{
+	struct crash_extents d = {0}, x = {0};
+	bool reflinked;
+	int fd = -1, r;
+
+	r = tracefile_copy(c->base_path, path, &reflinked);
+	if (!r)
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	if (!r && fd < 0)
+		r = -errno;
+	if (!r)
+		r = crash_durable_diff(c->plan, s, CRASH_BASE, k, &d);
+	if (!r)
+		r = put_extents(c, fd, NULL, NULL, &d);
+	if (!r)
+		r = crash_state_extents(c->plan, s, st, &x);
+	if (!r)
+		r = put_extents(c, fd, NULL, NULL, &x);
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	crash_extents_free(&d);
+	crash_extents_free(&x);
+	return r;
+}
