@@ -232,10 +232,10 @@ static void op_done(struct sched *s, struct sched_syncop *op, int res)
 static void sync_start(struct sched *s, struct sched_out *o)
 {
 	struct sched_req *leader =
-		list_first_entry(&s->batch_wait, struct sched_req, batch_node);
+		list_entry(s->batch_wait.next, struct sched_req, batch_node);
 	struct list_node *n;
 
-	assert(!s->sync_running && leader);
+	assert(!s->sync_running && !list_empty(&s->batch_wait));
 	s->batch_run = leader;
 	/* R5: the batch's sync op, and so the batch, live in its first
 	   FLUSH. */
