@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "serve/serve.h"
 #include "crash/crash.h"
+#include "serve/serve.h"
 #include "trace/tracecmd.h"
 #include "util/log.h"
 

@@ -19,8 +19,6 @@
  *       a read-only export) on the whole file.  Two servers writing one
  *       file would break every durability promise, so that is an error.
  */
-#include "backend/file.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -34,6 +32,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "backend/file.h"
 #include "backend/zero.h"
 #include "trace/tracefile.h"
 #include "util/log.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rmw.c: the read-modify-write plan of an unaligned O_DIRECT write (E3 in
+ * rmw.c: the read-modify-write plan of an unaligned O_DIRECT write (F2 in
  * backend/file.c; rmw.h).  The write covers the whole blocks around it:
  * the head block and the tail block are read first (once, when they are
  * the same block), the bytes the client did not send are copied from them,

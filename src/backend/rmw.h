@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rmw.h: the read-modify-write of a write that is not aligned to the
- * O_DIRECT block (E3).  Pure: which blocks to read, and how to merge them
+ * O_DIRECT block (F2).  Pure: which blocks to read, and how to merge them
  * into the write's buffer.  Tested by tests/unit/test-rmw.c.
  */
 #ifndef LOOPD_BACKEND_RMW_H

@@ -13,6 +13,8 @@
  *     It depends on the trace, model, seed, E and --tear only, so
  *     `--state K.I --out IMG` rebuilds it under the same options.
  */
+#include "crash/explore.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,7 +27,6 @@
 #include <unistd.h>
 
 #include "crash/budget.h"
-#include "crash/explore.h"
 #include "util/log.h"
 
 /* X7: a state ID, "POINT.ITEM". */
@@ -73,10 +74,9 @@ static int build_plan(struct ctx *c)
 	int r;
 
 	if (o->served)
-		o->model = h->flush_mode == TRACE_FLUSH_BARRIER ? CRASH_BARRIER
-			   : h->flush_mode == TRACE_FLUSH_UNSAFE
-				   ? CRASH_NOFLUSH
-				   : CRASH_CONTRACT;
+		o->model = h->flush_mode == FLUSH_BARRIER  ? CRASH_BARRIER
+			   : h->flush_mode == FLUSH_UNSAFE ? CRASH_NOFLUSH
+							   : CRASH_CONTRACT;
 	if (!o->unit)
 		o->unit = h->atomic;
 	if (o->tear && o->unit < h->atomic)

@@ -39,7 +39,7 @@ void report_plan(const struct ctx *c)
 		       ? " (INCOMPLETE: the recording stopped early)"
 		       : "",
 	       p->n_writes, p->n_flushes, p->n_fua, p->n_points,
-	       trace_flush_mode_name(tf->h.flush_mode));
+	       flush_mode_name(tf->h.flush_mode));
 	printf("model %s%s, seed %" PRIu64 ", E=%u, max states %" PRIu64
 	       "%s, check %s\n",
 	       crash_model_name(c->o.model), c->o.served ? " (served)" : "",
@@ -214,7 +214,7 @@ static void json_head(const struct ctx *c, uint32_t n_sel, double secs,
 	       ",\"seconds\":%.3f,\"states_per_second\":%.2f,"
 	       "\"jobs\":%u,\"selfcheck\":",
 	       crash_model_name(c->o.model),
-	       trace_flush_mode_name(c->plan->hdr.flush_mode), c->o.seed,
+	       flush_mode_name(c->plan->hdr.flush_mode), c->o.seed,
 	       c->o.max_states, c->o.exhaustive, c->o.tear ? "true" : "false",
 	       c->o.unit, c->plan->n_points, n_sel, c->done,
 	       c->done - c->n_failed, c->n_failed, c->dups, secs, rate,

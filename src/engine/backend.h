@@ -30,7 +30,7 @@
  *     consumed a writeback error (a write with FUA, a sync): the export
  *     latches (R5).  bio_fail(io, err) reports one found before any such
  *     step (refused arguments, no memory, a non-syncing step that failed):
- *     only that request sees it (E7).
+ *     only that request sees it (E5).
  * B4. Ranges are checked by the engine (proto.c) before submit(): off+len
  *     never passes the size, a WRITE never passes max_payload.  A short
  *     transfer is never reported as a success (E1): the backend resubmits
@@ -38,7 +38,7 @@
  * B5. Buffers.  READ and WRITE bios carry buf, the aligned window
  *     [round_down(off, io_align), round_up(off+len, io_align)), and data,
  *     the client's bytes inside it.  An unaligned WRITE also gets bounce,
- *     one io_align block the backend may use to read the edges (E3).  The
+ *     one io_align block the backend may use to read the edges (F2).  The
  *     scheduler keeps such a write exclusive on its blocks (R6).
  * B6. Capabilities are answered by the backend in its info (what it can
  *     do, its block sizes, whether it is memory), never probed by the

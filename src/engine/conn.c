@@ -382,7 +382,7 @@ void conn_maybe_close(struct conn *c)
 	req_pool_drain(&c->free_reqs);
 	free(c->rxbuf);
 	free(c);
-	server_release(srv); /* E6: may let every worker exit */
+	server_release(srv); /* E4: may let every worker exit */
 }
 
 void conn_start(struct queue *q, const struct pending_conn *p)

@@ -73,7 +73,7 @@ struct conn {
 	/* The request pool and the in-flight budget (C2). */
 	unsigned int inflight; /* requests allocated, not yet recycled */
 	size_t inflight_bytes; /* their data buffers */
-	unsigned int spread; /* E5 round-robin */
+	unsigned int spread; /* E3 round-robin */
 	struct list_node free_reqs;
 	unsigned int n_free;
 	size_t free_bytes; /* buffer bytes held by free_reqs */

@@ -15,12 +15,12 @@
 
 #include "engine/inject.h"
 #include "engine/queue.h"
+#include "engine/recorder.h"
 #include "engine/request.h"
 #include "nbd/nbd.h"
-#include "engine/recorder.h"
 #include "util/log.h"
 
-/* The batch sync's state (E7: made once, never allocated on the way). */
+/* The batch sync's state (E5: made once, never allocated on the way). */
 struct export_sync {
 	struct backend_sync bs; /* the backend's part */
 	struct export *exp;
@@ -45,8 +45,8 @@ static uint16_t tflags_of(const struct backend_info *in)
 	return f;
 }
 
-int export_create(const char *name, struct backend *b, enum sched_order order,
-		  enum sched_flush_mode flush, struct export **out)
+int export_create(const char *name, struct backend *b, enum order_mode order,
+		  enum flush_mode flush, struct export **out)
 {
 	const struct backend_info *in = &b->info;
 	struct export *exp = calloc(1, sizeof *exp);

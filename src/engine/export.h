@@ -38,7 +38,7 @@ struct export
 	struct recorder *rec; /* --record, or NULL */
 
 	/* The one batch sync in flight (R1), ready before it is needed so
-	   that a sync never fails for want of memory (E7). */
+	   that a sync never fails for want of memory (E5). */
 	struct export_sync *sync;
 };
 
@@ -49,8 +49,8 @@ struct export
  * Make the export name for backend b (which it owns from now on).  Returns
  * 0 or -ENOMEM.
  */
-int export_create(const char *name, struct backend *b, enum sched_order order,
-		  enum sched_flush_mode flush, struct export **out);
+int export_create(const char *name, struct backend *b, enum order_mode order,
+		  enum flush_mode flush, struct export **out);
 
 /*
  * Issue the export's batch sync (sched_out.sync) on worker q, through any

@@ -40,18 +40,18 @@ struct queue {
 
 	pthread_mutex_t lock; /* protects incoming, stop and force */
 	struct list_node incoming; /* struct pending_conn */
-	bool stop, force; /* E6: told to stop; the grace period is over */
+	bool stop, force; /* E4: told to stop; the grace period is over */
 
 	/* Owned by the worker thread. */
 	bool stopping, forced; /* has acted on stop / on force */
-	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E6) */
+	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E4) */
 	struct list_node conns; /* struct conn */
 	struct list_node runq; /* struct req: RUN and REPLY to act on */
 	struct list_node dirty; /* struct conn with replies to send */
 	struct list_node closeq; /* struct conn that may have finished */
 };
 
-/* The queue a new connection goes to, round-robin, and every queue (E5). */
+/* The queue a new connection goes to, round-robin, and every queue (E3). */
 struct queue *queue_of(unsigned int i);
 unsigned int queue_count(void);
 
@@ -60,7 +60,7 @@ void queue_run(struct queue *q, struct req *r);
 
 /*
  * Hand r to queue to, which runs it as queue_run() would, with
- * IORING_OP_MSG_RING from q (E5, R3 releases, R1 batches).
+ * IORING_OP_MSG_RING from q (E3, R3 releases, R1 batches).
  */
 void queue_handoff(struct queue *q, struct req *r, struct queue *to);
 

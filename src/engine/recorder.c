@@ -432,19 +432,6 @@ void recorder_ctl_handle(struct recorder *rec)
 /* ------------------------------------------------------------------ */
 /* Open and close.                                                     */
 
-static uint8_t flush_mode_of(enum sched_flush_mode m)
-{
-	switch (m) {
-	case SCHED_FLUSH_SYNC:
-		return TRACE_FLUSH_SYNC;
-	case SCHED_FLUSH_BARRIER:
-		return TRACE_FLUSH_BARRIER;
-	case SCHED_FLUSH_UNSAFE:
-		return TRACE_FLUSH_UNSAFE;
-	}
-	abort();
-}
-
 /* The atomic unit: the advertised minimum block size, but never below
    512, the smallest sector any NBD client uses (docs/trace-format.md). */
 static uint32_t atomic_unit(uint32_t min_block)
@@ -484,10 +471,8 @@ static int make_header(struct export *exp, const char *base,
 	h->min_block = exp->min_block;
 	h->atomic = atomic_unit(exp->min_block);
 	h->tflags = exp->tflags;
-	h->flush_mode = flush_mode_of(exp->sched.flush);
-	h->order_mode = exp->sched.order == SCHED_ORDER_RELAXED
-				? TRACE_ORDER_RELAXED
-				: TRACE_ORDER_OVERLAP;
+	h->flush_mode = (uint8_t)exp->sched.flush;
+	h->order_mode = (uint8_t)exp->sched.order;
 	h->start_ns = now_ns(CLOCK_REALTIME);
 	snprintf(h->version, sizeof h->version, "loopd %s", LOOPD_VERSION);
 	return 0;

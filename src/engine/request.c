@@ -12,11 +12,11 @@
  *     backend never reports a short transfer as done, B4).  This is what
  *     makes R1 hold: the sync for a flush runs after the flush was
  *     received, so it covers every write replied to before.
- * E5. A busy connection is not confined to one core: once it has more
+ * E3. A busy connection is not confined to one core: once it has more
  *     than SPREAD_AFTER requests in flight, the I/O of its READs and WRITEs
  *     of SPREAD_MIN bytes or more runs round-robin on every worker's ring;
  *     the reply goes back to the connection's own worker.
- * E7. Errors and the latch.  A bio that fails in a step that syncs (B3:
+ * E5. Errors and the latch.  A bio that fails in a step that syncs (B3:
  *     bio_done) reports through sched_complete, which latches on error
  *     (R5); one that fails before any such step (bio_fail) goes through
  *     sched_fail: that request is answered and nothing latches.
@@ -31,13 +31,13 @@
 #include "engine/export.h"
 #include "engine/inject.h"
 #include "engine/queue.h"
+#include "engine/recorder.h"
 #include "engine/tsan.h"
 #include "nbd/nbd.h"
-#include "engine/recorder.h"
 #include "util/log.h"
 #include "util/rounding.h"
 
-/* E5.  Measured on 2 vCPUs (docs/design.md): below 64 KiB the hand-over
+/* E3.  Measured on 2 vCPUs (docs/design.md): below 64 KiB the hand-over
    costs more than the copy. */
 #define SPREAD_AFTER 8
 #define SPREAD_MIN (64 * 1024)
@@ -137,7 +137,7 @@ void req_pool_drain(struct list_node *free_reqs)
 
 /*
  * READ and WRITE: the aligned data window of B5 (with one more block for
- * an unaligned WRITE's read-modify-write, E3), counted in the
+ * an unaligned WRITE's read-modify-write, F2), counted in the
  * connection's budget (C2).  0 or -ENOMEM.
  */
 int req_prepare(struct req *r)
@@ -162,7 +162,7 @@ int req_prepare(struct req *r)
 /* ---------------------------------------------------------------- */
 /* The scheduler.                                                     */
 
-/* E5: a request's I/O runs on r->iow; its reply is sent by its owner. */
+/* E3: a request's I/O runs on r->iow; its reply is sent by its owner. */
 static struct queue *event_target(struct req *r)
 {
 	return r->s.action == SCHED_RUN ? r->iow : r->conn->q;
@@ -217,7 +217,7 @@ void req_dispatch(struct req *r)
 	r->iow = c->q;
 	if (queue_count() > 1 && c->inflight > SPREAD_AFTER &&
 	    r->nr.length >= SPREAD_MIN &&
-	    (t == NBD_CMD_READ || t == NBD_CMD_WRITE)) /* E5 */
+	    (t == NBD_CMD_READ || t == NBD_CMD_WRITE)) /* E3 */
 		r->iow = queue_of((c->q->idx + c->spread++) % queue_count());
 	r->s.off = r->nr.offset;
 	r->s.len = r->nr.length;
@@ -381,7 +381,7 @@ void bio_done(struct bio *io, int res)
 		io->ext = NULL;
 		if (e) {
 			bio_fail(io,
-				 e); /* E7: reading metadata syncs nothing */
+				 e); /* E5: reading metadata syncs nothing */
 			return;
 		}
 	}
@@ -409,7 +409,7 @@ void bio_fail(struct bio *io, int err)
 	io->ext = NULL;
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
-	sched_fail(&exp->sched, &r->s, err, &o); /* E7 */
+	sched_fail(&exp->sched, &r->s, err, &o); /* E5 */
 	pthread_mutex_unlock(&exp->lock);
 	engine_events(io->q, &o, exp);
 }
@@ -463,7 +463,7 @@ void req_reply_error(struct conn *c, const struct nbd_request *nr, int err)
 void req_act(struct queue *q, struct req *r)
 {
 	if (r->s.action == SCHED_RUN)
-		start_io(q, r); /* maybe another queue's request (E5) */
+		start_io(q, r); /* maybe another queue's request (E3) */
 	else
 		queue_reply(r);
 }

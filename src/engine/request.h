@@ -27,7 +27,7 @@ struct req {
 	struct bio io; /* the backend's part */
 	struct conn *conn;
 	struct queue *iow; /* runs its I/O: its connection's queue, or
-			      another (E5) */
+			      another (E3) */
 	struct list_node node; /* run queue, send queue or free list */
 	struct nbd_request nr;
 	uint8_t *buf; /* aligned data window (B5), reused */

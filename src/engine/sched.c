@@ -20,7 +20,7 @@
  * implement the contract (R1, R2, R5) and the project's stricter choices
  * (R3, R4, R6).  Code cites them by number.
  *
- * R1  FLUSH (SCHED_FLUSH_SYNC, the default).  A FLUSH replies only after
+ * R1  FLUSH (FLUSH_SYNC, the default).  A FLUSH replies only after
  *     every write that was replied before the FLUSH arrived, on any
  *     connection, is durable.  A runnable FLUSH joins the "waiting batch".
  *     At most one sync (fdatasync of the export's file) is in flight per
@@ -40,19 +40,19 @@
  *     completion and for R5 retirement.  FUA on READ, FLUSH and NOP is
  *     ignored.
  *
- * R3  Overlap ordering (SCHED_ORDER_OVERLAP, the default).  Requests whose
+ * R3  Overlap ordering (ORDER_OVERLAP, the default).  Requests whose
  *     effective byte ranges intersect, at least one of them a SCHED_WRITE,
  *     run in arrival order across all connections: a request RUNs only
  *     after every earlier conflicting request completed.  Others run at
- *     once, in parallel.  SCHED_ORDER_RELAXED turns R3 off (not R6).
+ *     once, in parallel.  ORDER_RELAXED turns R3 off (not R6).
  *
- * R4  Barrier (SCHED_FLUSH_BARRIER).  A FLUSH conflicts with every request,
+ * R4  Barrier (FLUSH_BARRIER).  A FLUSH conflicts with every request,
  *     earlier or later, whatever its range: it waits until every request
  *     received before it completed, then syncs alone; no request received
  *     after it runs until it is retired.  So at any instant the file holds
  *     every epoch before the running flush.
  *
- *     SCHED_FLUSH_UNSAFE: a FLUSH is replied at once with 0 and FUA is
+ *     FLUSH_UNSAFE: a FLUSH is replied at once with 0 and FUA is
  *     ignored; no sync is ever requested.
  *
  * R5  Sync retirement and the error latch.  Linux reports a writeback error
@@ -92,8 +92,8 @@
  *   FLUSH or NOP on either side         -> no conflict    (R1)
  *   effective ranges disjoint or empty  -> no conflict
  *   both READ                           -> no conflict
- *   SCHED_ORDER_OVERLAP                 -> conflict       (R3)
- *   SCHED_ORDER_RELAXED                 -> the R6 test
+ *   ORDER_OVERLAP                 -> conflict       (R3)
+ *   ORDER_RELAXED                 -> the R6 test
  *
  * Data structures.  s->active holds, in arrival order, every submitted
  * request from submit until it completes (RUN requests: sched_complete;
@@ -111,12 +111,12 @@
  *   a request refused by the latch, a NOP and an unsafe FLUSH go straight
  *   to REPLIED.
  */
+#include "engine/sched.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "engine/sched.h"
 
 enum rq_state {
 	RQ_NEW = 0, /* being submitted */
@@ -188,7 +188,7 @@ static bool intersect(const struct sched_req *a, const struct sched_req *b)
 static bool conflicts(const struct sched *s, const struct sched_req *a,
 		      const struct sched_req *b)
 {
-	if (s->flush == SCHED_FLUSH_BARRIER &&
+	if (s->flush == FLUSH_BARRIER &&
 	    (a->kind == SCHED_FLUSH || b->kind == SCHED_FLUSH))
 		return true; /* R4 */
 	if (a->kind == SCHED_FLUSH || a->kind == SCHED_NOP ||
@@ -198,7 +198,7 @@ static bool conflicts(const struct sched *s, const struct sched_req *a,
 		return false;
 	if (a->kind == SCHED_READ && b->kind == SCHED_READ)
 		return false;
-	if (s->order == SCHED_ORDER_OVERLAP)
+	if (s->order == ORDER_OVERLAP)
 		return true; /* R3 */
 	/* R6 */
 	if (a->kind == SCHED_WRITE && b->kind == SCHED_WRITE &&
@@ -271,7 +271,7 @@ static void make_runnable(struct sched *s, struct sched_req *r,
 		break;
 	case SCHED_WRITE:
 		/* R2; unsafe mode ignores FUA. */
-		r->dsync = r->fua && s->flush != SCHED_FLUSH_UNSAFE;
+		r->dsync = r->fua && s->flush != FLUSH_UNSAFE;
 		if (r->dsync) {
 			op_issue(s, &r->sync, r); /* R5 */
 			s->stats.dsync_writes++;
@@ -279,7 +279,7 @@ static void make_runnable(struct sched *s, struct sched_req *r,
 		run(r, o);
 		break;
 	case SCHED_FLUSH:
-		assert(s->flush != SCHED_FLUSH_UNSAFE); /* replied at submit */
+		assert(s->flush != FLUSH_UNSAFE); /* replied at submit */
 		batch_add(s, r, o); /* R1, R4 */
 		break;
 	default:
@@ -371,8 +371,8 @@ static void retire(struct sched *s, struct sched_out *o)
 	}
 }
 
-void sched_init(struct sched *s, enum sched_order order,
-		enum sched_flush_mode flush, uint32_t align)
+void sched_init(struct sched *s, enum order_mode order, enum flush_mode flush,
+		uint32_t align)
 {
 	assert(align >= 1 && (align & (align - 1)) == 0);
 	memset(s, 0, sizeof(*s));
@@ -422,7 +422,7 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 			reply(s, r, -EIO, o); /* R5 */
 			return;
 		}
-		if (s->flush == SCHED_FLUSH_UNSAFE) {
+		if (s->flush == FLUSH_UNSAFE) {
 			reply(s, r, 0, o); /* claims what it did not do */
 			return;
 		}
@@ -530,28 +530,4 @@ bool sched_failed(const struct sched *s)
 uint32_t sched_pending(const struct sched *s)
 {
 	return s->n_pending;
-}
-
-const char *sched_flush_mode_name(enum sched_flush_mode m)
-{
-	switch (m) {
-	case SCHED_FLUSH_SYNC:
-		return "sync";
-	case SCHED_FLUSH_BARRIER:
-		return "barrier";
-	case SCHED_FLUSH_UNSAFE:
-		return "unsafe";
-	}
-	return "unknown";
-}
-
-const char *sched_order_name(enum sched_order o)
-{
-	switch (o) {
-	case SCHED_ORDER_OVERLAP:
-		return "overlap";
-	case SCHED_ORDER_RELAXED:
-		return "relaxed";
-	}
-	return "unknown";
 }

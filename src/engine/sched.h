@@ -22,23 +22,13 @@
 #include <stdint.h>
 
 #include "util/list.h"
+#include "util/modes.h"
 
 enum sched_kind {
 	SCHED_READ, /* reads data or metadata: READ, CACHE, BLOCK_STATUS */
 	SCHED_WRITE, /* changes data: WRITE, TRIM, WRITE_ZEROES */
 	SCHED_FLUSH, /* FLUSH */
 	SCHED_NOP, /* needs no I/O and no ordering; replied at once */
-};
-
-enum sched_order {
-	SCHED_ORDER_OVERLAP, /* R3 on (the default) */
-	SCHED_ORDER_RELAXED, /* R3 off: the bare contract */
-};
-
-enum sched_flush_mode {
-	SCHED_FLUSH_SYNC, /* R1 + R2: the contract (the default) */
-	SCHED_FLUSH_BARRIER, /* R4: flush is a full barrier */
-	SCHED_FLUSH_UNSAFE, /* no syncs at all: flush/FUA replied at once */
 };
 
 enum sched_action {
@@ -102,8 +92,8 @@ struct sched_stats {
 };
 
 struct sched {
-	enum sched_order order;
-	enum sched_flush_mode flush;
+	enum order_mode order;
+	enum flush_mode flush;
 	uint32_t align; /* power of two; RMW granularity (R6) */
 
 	struct list_node active; /* struct sched_req, arrival order */
@@ -125,8 +115,8 @@ struct sched {
 	struct sched_stats stats;
 };
 
-void sched_init(struct sched *s, enum sched_order order,
-		enum sched_flush_mode flush, uint32_t align);
+void sched_init(struct sched *s, enum order_mode order, enum flush_mode flush,
+		uint32_t align);
 
 void sched_out_init(struct sched_out *o);
 /* Pop the next RUN/REPLY request, or NULL. */
@@ -157,8 +147,5 @@ bool sched_failed(const struct sched *s);
 
 /* Number of requests submitted and not yet replied to. */
 uint32_t sched_pending(const struct sched *s);
-
-const char *sched_flush_mode_name(enum sched_flush_mode m);
-const char *sched_order_name(enum sched_order o);
 
 #endif /* LOOPD_SCHED_H */

@@ -12,7 +12,7 @@
  *     sequentially consistent), so either the admitter sees the flag and
  *     backs out, or whoever checks for "nothing admitted" sees its count.
  * G3. The engine's workers exit only once the server is stopping and
- *     nothing admitted is left (E6 in worker.c): while a connection lives,
+ *     nothing admitted is left (E4 in worker.c): while a connection lives,
  *     any worker may still be handed one of its requests.
  */
 #include "engine/server.h"

@@ -16,7 +16,6 @@
 struct server {
 	struct export **exports; /* exports[0] is the default export */
 	size_t n_exports;
-	bool verbose; /* -v: log each request */
 	unsigned int n_queues; /* worker threads, each with its own ring */
 	unsigned int max_conns; /* --max-connections */
 	atomic_uint n_conns; /* accepted and not yet closed */

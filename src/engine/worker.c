@@ -3,7 +3,7 @@
  * worker.c: the thread pool and the rings.  srv->n_queues worker threads
  * (queues), each with its own io_uring; no ring is shared.  A worker owns
  * the connections handed to it (conn.c), runs the I/O of their requests
- * (request.c) and of requests other workers hand it (E5), and the syncs
+ * (request.c) and of requests other workers hand it (E3), and the syncs
  * the scheduler asks of it.
  *
  * Every SQE carries its completion in user_data: a struct ring_cb (its fn
@@ -14,13 +14,13 @@
  * E2. Syncs and fallocates are ordinary ring requests, without
  *     IOSQE_IO_DRAIN or links: they never stall reads and writes on the
  *     ring.  Ordering lives in sched.c, where the unit tests reach it.
- * E6. Shutdown.  A worker exits only once the server is stopping, nothing
+ * E4. Shutdown.  A worker exits only once the server is stopping, nothing
  *     admitted is left (G3 in server.c: no connection lives that could
  *     hand it a request) and nothing it issued is still in flight.  So a
  *     request handed to a worker can never reach an exited one.  After the
  *     grace period (workers_force) every connection is aborted: unsent
  *     replies are dropped, I/O in flight still completes.
- * E8. Hand-over.  A request released for another worker (E5 I/O, an R3
+ * E6. Hand-over.  A request released for another worker (E3 I/O, an R3
  *     dependant, an R1 batch) goes with IORING_OP_MSG_RING: the target
  *     gets a CQE carrying the pointer.  No lock, no shared queue, no
  *     eventfd on the data path.  A hand-over refused because the target's
@@ -50,8 +50,8 @@
 #include "engine/export.h"
 #include "engine/queue.h"
 #include "engine/request.h"
-#include "engine/tsan.h"
 #include "engine/server.h"
+#include "engine/tsan.h"
 #include "util/log.h"
 
 #define RING_ENTRIES 512
@@ -59,8 +59,8 @@
 /* user_data: a pointer, 8-byte aligned, with a tag in the low 3 bits. */
 enum tag {
 	TAG_CB = 0, /* struct ring_cb, counted in in_flight */
-	TAG_IDLE = 1, /* struct ring_cb that may wait for good (E6) */
-	TAG_MSG = 2, /* struct req handed over by another worker (E8) */
+	TAG_IDLE = 1, /* struct ring_cb that may wait for good (E4) */
+	TAG_MSG = 2, /* struct req handed over by another worker (E6) */
 	TAG_MSGSENT = 3, /* struct req: our MSG_RING completed */
 	TAG_EVFD = 4, /* struct queue: its eventfd is readable */
 };
@@ -229,11 +229,11 @@ static void on_evfd(struct queue *q)
 	}
 	if (stop && !q->stopping) {
 		q->stopping = true;
-		for_each_conn(q, shut_rd); /* E6 */
+		for_each_conn(q, shut_rd); /* E4 */
 	}
 	if (force && !q->forced) {
 		q->forced = true;
-		for_each_conn(q, conn_abort); /* E6: the grace period is over */
+		for_each_conn(q, conn_abort); /* E4: the grace period is over */
 	}
 	arm_evfd(q);
 }
@@ -260,7 +260,7 @@ static void on_cqe(struct queue *q, const struct io_uring_cqe *cqe)
 		break;
 	case TAG_MSGSENT:
 		q->in_flight--;
-		if (cqe->res < 0) { /* E8: the target's CQ was full */
+		if (cqe->res < 0) { /* E6: the target's CQ was full */
 			struct req *r = p;
 
 			queue_handoff(q, r,
@@ -276,7 +276,7 @@ static void on_cqe(struct queue *q, const struct io_uring_cqe *cqe)
 	}
 }
 
-/* E6 */
+/* E4 */
 static bool may_exit(struct queue *q)
 {
 	return q->stopping && list_empty(&q->conns) && q->in_flight == 0 &&
@@ -362,7 +362,7 @@ static void wake(struct queue *q)
 		log_msg("worker %u: eventfd: %s", q->idx, strerror(errno));
 }
 
-/* G3, E6: the last admitted connection went while stopping. */
+/* G3, E4: the last admitted connection went while stopping. */
 static void wake_all(struct server *srv)
 {
 	unsigned int i;

@@ -20,7 +20,7 @@ int workers_start(struct server *srv);
 void workers_add_conn(int fd, const struct hs_result *hs, bool tcp);
 
 /*
- * Shutdown (E6): workers_stop() makes every worker stop reading requests,
+ * Shutdown (E4): workers_stop() makes every worker stop reading requests,
  * finish the ones in flight and send their replies; each worker exits once
  * no admitted connection is left.  workers_done_fd() becomes readable when
  * all have exited.  workers_force() ends the grace period: every remaining

@@ -67,8 +67,6 @@ static const struct option opts[] = {
 };
 
 static const char *const cache_names[] = {"direct", "buffered"};
-static const char *const order_names[] = {"overlap", "relaxed"};
-static const char *const flush_names[] = {"sync", "barrier", "unsafe"};
 static const char *const tls_names[] = {"off", "on", "require"};
 
 /* The help text: one printf of adjacent literals, long but flat. */
@@ -80,6 +78,10 @@ static void usage_serve(FILE *f)
 		"Serve each FILE as an NBD export named after its basename (or "
 		"NAME).\n"
 		"The first FILE is also the default export (empty name).\n"
+		"A FILE may be a regular file or a block device; mem:SIZE "
+		"serves "
+		"a scratch\n"
+		"disk in memory (lost at exit), for tests.\n"
 		"\n"
 		"Options:\n"
 		"  -s, --size SIZE         create a missing FILE sparse, or "
@@ -310,14 +312,14 @@ static int parse_option(struct serve_config *cfg, int c, const char *arg)
 			cfg->exp.bo.direct = v == 0;
 		break;
 	case OPT_ORDER:
-		v = parse_enum("order", arg, order_names, 2);
+		v = parse_enum("order", arg, order_mode_names, ORDER_MODES);
 		if (v >= 0)
-			cfg->exp.order = (enum sched_order)v;
+			cfg->exp.order = (enum order_mode)v;
 		break;
 	case OPT_FLUSH:
-		v = parse_enum("flush", arg, flush_names, 3);
+		v = parse_enum("flush", arg, flush_mode_names, FLUSH_MODES);
 		if (v >= 0)
-			cfg->exp.flush = (enum sched_flush_mode)v;
+			cfg->exp.flush = (enum flush_mode)v;
 		break;
 	case OPT_RECORD:
 		cfg->record = arg;
@@ -339,8 +341,8 @@ static void set_defaults(struct serve_config *cfg)
 
 	*cfg = (struct serve_config){
 		.exp = {.bo.direct = true,
-			.order = SCHED_ORDER_OVERLAP,
-			.flush = SCHED_FLUSH_SYNC},
+			.order = ORDER_OVERLAP,
+			.flush = FLUSH_SYNC},
 		.socket_mode = 0600,
 		.n_queues = ncpu > 0 ? (unsigned int)ncpu : 1,
 		.max_conns = 1024,

@@ -27,8 +27,8 @@ struct serve_config {
 	   (the spec of each is left to the caller). */
 	struct {
 		struct backend_opts bo;
-		enum sched_order order;
-		enum sched_flush_mode flush;
+		enum order_mode order;
+		enum flush_mode flush;
 	} exp;
 	char **files;
 	unsigned int n_files; /* at least 1 */
@@ -45,7 +45,7 @@ struct serve_config {
 	unsigned int n_queues; /* -q, default one per CPU */
 	unsigned int max_conns; /* --max-connections, 0 = no limit */
 	unsigned int handshake_timeout; /* seconds; 0 = none */
-	unsigned int shutdown_timeout; /* seconds of grace (E6) */
+	unsigned int shutdown_timeout; /* seconds of grace (E4) */
 
 	/* TLS: the credentials are loaded by cmd_serve(). */
 	enum tls_mode tls_mode;

@@ -78,10 +78,10 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "util/log.h"
 #include "nbd/proto.h"
-#include "util/io.h"
 #include "serve/tls.h"
+#include "util/io.h"
+#include "util/log.h"
 
 /* H3: denial-of-service limits. */
 #define HS_MAX_OPTIONS 256

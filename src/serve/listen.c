@@ -21,10 +21,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "engine/recorder.h"
 #include "engine/worker.h"
 #include "serve/handshake.h"
 #include "serve/tls.h"
-#include "engine/recorder.h"
 #include "util/io.h"
 #include "util/log.h"
 
@@ -253,7 +253,7 @@ static void *handshake_thread(void *arg)
 		setsockopt(a.fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
 		setsockopt(a.fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
 		if (res.tls) {
-			/* The workers see plaintext; tls.c relays (T4). */
+			/* The workers see plaintext; tls.c relays (L4). */
 			int plain = tls_proxy_start(res.tls, a.fd);
 
 			if (plain < 0) {
@@ -360,7 +360,7 @@ int listen_loop(struct listeners *ls, struct server *srv,
 		}
 		if (pfd[n].revents) {
 			/* Taken, so that only a second signal cuts the
-			   grace period short (E6). */
+			   grace period short (E4). */
 			if (read(sfd, &si, sizeof si) < 0)
 				log_msg("signalfd: %s", strerror(errno));
 			return 0;

@@ -3,7 +3,7 @@
  * serve.c: `loopd serve` (serve.h): the order in which the server is
  * put together (config -> exports -> recorder -> listeners -> daemon ->
  * workers -> pidfile -> privileges -> ready -> accept loop), and the
- * graceful stop (E6): the grace period, the exports' final sync and the
+ * graceful stop (E4): the grace period, the exports' final sync and the
  * exit status.
  *
  * Start-up order matters for users: everything that can fail because of
@@ -29,16 +29,16 @@
 
 #include "engine/backend.h"
 #include "engine/export.h"
-#include "nbd/nbd.h"
 #include "engine/inject.h"
+#include "engine/recorder.h"
 #include "engine/sched.h"
+#include "engine/server.h"
 #include "engine/worker.h"
+#include "nbd/nbd.h"
 #include "serve/config.h"
 #include "serve/daemon.h"
 #include "serve/listen.h"
-#include "engine/server.h"
 #include "serve/tls.h"
-#include "engine/recorder.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -56,7 +56,6 @@ static int setup_server(const struct serve_config *cfg)
 
 	srv.n_queues = cfg->n_queues;
 	srv.max_conns = cfg->max_conns;
-	srv.verbose = cfg->verbose;
 	log_verbose = cfg->verbose;
 	if (cfg->tls_mode != TLS_OFF) {
 		srv.tls = tls_ctx_new(&cfg->tls, err, sizeof err);
@@ -164,14 +163,13 @@ static int open_recorder(const struct serve_config *cfg, struct recorder **rec)
 	srv.exports[0]->rec = *rec;
 	log_msg("recording into %s (flush mode %s); mark with: loopd trace "
 		"mark %s LABEL",
-		cfg->record, sched_flush_mode_name(cfg->exp.flush),
-		cfg->record);
+		cfg->record, flush_mode_name(cfg->exp.flush), cfg->record);
 	return 0;
 }
 
 static void log_warnings(const struct serve_config *cfg)
 {
-	if (cfg->exp.flush == SCHED_FLUSH_UNSAFE)
+	if (cfg->exp.flush == FLUSH_UNSAFE)
 		log_msg("warning: --flush=unsafe: FLUSH and FUA are "
 			"acknowledged without syncing; a crash or power loss "
 			"can lose acknowledged writes");
@@ -195,7 +193,7 @@ static void log_exports(void)
 }
 
 /* ---------------------------------------------------------------- */
-/* Stop (E6).                                                        */
+/* Stop (E4).                                                        */
 
 /* Milliseconds of the grace period left after start. */
 static int grace_left(const struct timespec *start,
@@ -212,7 +210,7 @@ static int grace_left(const struct timespec *start,
 }
 
 /*
- * E6: wait for the workers to finish what is in flight, for at most the
+ * E4: wait for the workers to finish what is in flight, for at most the
  * grace period (--shutdown-timeout) or until a second signal; then close
  * whatever is left.  TLS relays get what remains of the period to pass on
  * the last replies.  -1 if poll() failed (logged).

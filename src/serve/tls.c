@@ -3,28 +3,32 @@
  * tls.c: TLS for NBD connections, through GnuTLS (see tls.h).
  *
  * Rules:
- * T1. TLS 1.2 or later only (the NBD spec's MUST).  PSK key exchanges are
+ * L1. TLS 1.2 or later only (the NBD spec's MUST).  PSK key exchanges are
  *     enabled only when a PSK file is configured.
- * T2. A failed handshake ends the connection (the spec's MUST after the
+ * L2. A failed handshake ends the connection (the spec's MUST after the
  *     STARTTLS ACK); nothing is sent in plaintext after the ACK.
- * T3. With --tls-verify-peer a client must present a certificate that
+ * L3. With --tls-verify-peer a client must present a certificate that
  *     chains to ca-cert.pem (and is not in ca-crl.pem); GnuTLS checks it
  *     during the handshake.
- * T4. The relay never reorders or drops bytes: one thread per direction,
+ * L4. The relay never reorders or drops bytes: one thread per direction,
  *     each a plain loop.  The worker's end closing ends the session with
  *     close_notify; the client's end closing (or any TLS error) is an EOF
  *     on the worker's end, which then finishes outstanding requests as on
  *     any disconnect.  A client that stops reading blocks only its own
  *     relay and its own connection.
- * T5. At shutdown the relays get what is left of the grace period to pass
+ * L5. At shutdown the relays get what is left of the grace period to pass
  *     on the last replies and close_notify; then tls_proxy_abort() shuts
  *     every client socket down, which ends a relay blocked in a send to a
  *     client that does not read.
- * T6. During negotiation the handshake timeout bounds every TLS read and
+ * L6. During negotiation the handshake timeout bounds every TLS read and
  *     write (GNUTLS_E_AGAIN is the timeout expiring, never a retry).
  */
+#include "serve/tls.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -37,13 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
-
+#include "util/io.h"
 #include "util/list.h"
 #include "util/log.h"
-#include "util/io.h"
-#include "serve/tls.h"
 
 struct tls_ctx {
 	gnutls_certificate_credentials_t x509; /* NULL without cert_dir */
@@ -62,7 +62,7 @@ struct tls_conn {
 };
 
 /* Relays still running, so shutdown can let them deliver the last replies,
-   or end them once the grace period is over (T5). */
+   or end them once the grace period is over (L5). */
 static pthread_mutex_t relay_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t relay_cond = PTHREAD_COND_INITIALIZER;
 static unsigned int n_relays;
@@ -197,7 +197,7 @@ static int load_psk(struct tls_ctx *ctx, const struct tls_config *cfg,
 struct tls_ctx *tls_ctx_new(const struct tls_config *cfg, char *err,
 			    size_t errlen)
 {
-	/* T1 */
+	/* L1 */
 	static const char prio_x509[] =
 		"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
 	static const char prio_psk[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
@@ -300,7 +300,7 @@ int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out)
 		gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, ctx->x509);
 	if (ctx->psk)
 		gnutls_credentials_set(c->s, GNUTLS_CRD_PSK, ctx->psk);
-	if (ctx->verify_peer) { /* T3 */
+	if (ctx->verify_peer) { /* L3 */
 		gnutls_certificate_server_set_request(c->s,
 						      GNUTLS_CERT_REQUIRE);
 		gnutls_session_set_verify_cert(c->s, NULL, 0);
@@ -310,7 +310,7 @@ int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out)
 	do
 		r = gnutls_handshake(c->s);
 	while (r == GNUTLS_E_INTERRUPTED);
-	if (r < 0) { /* T2; E_AGAIN is the handshake timeout expiring */
+	if (r < 0) { /* L2; E_AGAIN is the handshake timeout expiring */
 		log_msg("TLS handshake failed: %s%s",
 			r == GNUTLS_E_AGAIN ? "timed out"
 			: r == GNUTLS_E_PULL_ERROR ||
@@ -356,7 +356,7 @@ void tls_conn_free(struct tls_conn *c)
 }
 
 /*
- * T6: on these blocking sockets GNUTLS_E_AGAIN means that SO_RCVTIMEO or
+ * L6: on these blocking sockets GNUTLS_E_AGAIN means that SO_RCVTIMEO or
  * SO_SNDTIMEO (the handshake timeout) expired: the client stalled, and the
  * connection ends like any other stalled negotiation.
  */
@@ -370,7 +370,7 @@ int tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (n == GNUTLS_E_AGAIN)
-			return -ETIMEDOUT; /* T6 */
+			return -ETIMEDOUT; /* L6 */
 		if (n <= 0)
 			return -ECONNRESET;
 		p += n;
@@ -389,7 +389,7 @@ int tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (n == GNUTLS_E_AGAIN)
-			return -ETIMEDOUT; /* T6 */
+			return -ETIMEDOUT; /* L6 */
 		if (n <= 0)
 			return -ECONNRESET;
 		p += n;
@@ -398,7 +398,7 @@ int tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
-/* --- The relay (T4) --- */
+/* --- The relay (L4) --- */
 
 static void relay_put(struct tls_conn *c)
 {
@@ -547,7 +547,7 @@ void tls_proxy_abort(void)
 	list_for_each(n, &relays)
 	{
 		shutdown(list_entry(n, struct tls_conn, node)->fd,
-			 SHUT_RDWR); /* T5 */
+			 SHUT_RDWR); /* L5 */
 	}
 	pthread_mutex_unlock(&relay_lock);
 }

@@ -46,7 +46,7 @@ void tls_ctx_free(struct tls_ctx *ctx);
 int tls_conn_start(struct tls_ctx *ctx, int fd, struct tls_conn **out);
 
 /* Read or write exactly len bytes.  -ETIMEDOUT when the socket's timeout
-   expired (T6), -ECONNRESET on EOF or any other error. */
+   expired (L6), -ECONNRESET on EOF or any other error. */
 int tls_conn_read(struct tls_conn *c, void *buf, size_t len);
 int tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 
@@ -68,7 +68,7 @@ int tls_proxy_start(struct tls_conn *c, int fd);
  */
 bool tls_proxy_drain(int ms);
 
-/* End every relay now: shut down each client socket (T5). */
+/* End every relay now: shut down each client socket (L5). */
 void tls_proxy_abort(void);
 
 #endif /* LOOPD_TLS_H */

@@ -812,12 +812,6 @@ int crash_point_open(const struct crash_plan *p, struct crash_scratch *s,
 	return 0;
 }
 
-const uint32_t *crash_point_pending(const struct crash_scratch *s, uint32_t *n)
-{
-	*n = s->n_pending;
-	return s->pending;
-}
-
 void crash_state_free(struct crash_state *st)
 {
 	free(st->chosen);

@@ -124,7 +124,6 @@ void crash_scratch_free(struct crash_scratch *s);
 /* A point's pending set, in receive order (valid until the next open). */
 int crash_point_open(const struct crash_plan *p, struct crash_scratch *s,
 		     uint32_t k);
-const uint32_t *crash_point_pending(const struct crash_scratch *s, uint32_t *n);
 
 enum crash_variant {
 	CRASH_V_SWAP = 1, /* concurrent overlapping writes: earliest wins */

@@ -540,27 +540,3 @@ const char *trace_type_name(uint16_t type)
 		return names[type];
 	return "UNKNOWN";
 }
-
-const char *trace_flush_mode_name(uint8_t m)
-{
-	switch (m) {
-	case TRACE_FLUSH_SYNC:
-		return "sync";
-	case TRACE_FLUSH_BARRIER:
-		return "barrier";
-	case TRACE_FLUSH_UNSAFE:
-		return "unsafe";
-	}
-	return "unknown";
-}
-
-const char *trace_order_mode_name(uint8_t m)
-{
-	switch (m) {
-	case TRACE_ORDER_OVERLAP:
-		return "overlap";
-	case TRACE_ORDER_RELAXED:
-		return "relaxed";
-	}
-	return "unknown";
-}

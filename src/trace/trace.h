@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/modes.h"
+
 #define TRACE_MAGIC "LOOPDTRC"
 #define TRACE_VERSION 1
 #define TRACE_HEADER_SIZE 4096
@@ -42,24 +44,13 @@ enum trace_data_kind {
 	TRACE_DATA_ZERO, /* the payload was all zeroes (not stored) */
 };
 
-/* Flush modes and order modes as stored in the header. */
-enum trace_flush_mode {
-	TRACE_FLUSH_SYNC,
-	TRACE_FLUSH_BARRIER,
-	TRACE_FLUSH_UNSAFE,
-};
-enum trace_order_mode {
-	TRACE_ORDER_OVERLAP,
-	TRACE_ORDER_RELAXED,
-};
-
 struct trace_header {
 	uint64_t size; /* export size in bytes */
 	uint32_t min_block; /* advertised minimum block size */
 	uint32_t atomic; /* atomic unit A: max(min_block, 512) */
 	uint32_t tflags; /* advertised transmission flags */
-	uint8_t flush_mode; /* enum trace_flush_mode */
-	uint8_t order_mode; /* enum trace_order_mode */
+	uint8_t flush_mode; /* enum flush_mode (util/modes.h) */
+	uint8_t order_mode; /* enum order_mode (util/modes.h) */
 	uint64_t start_ns; /* CLOCK_REALTIME at start */
 	uint8_t base_sha256[32]; /* identity of the base image */
 	char base_path[TRACE_PATH_MAX]; /* where the base was captured */
@@ -195,7 +186,5 @@ int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 void trace_dedupe_free(struct trace_dedupe *d);
 
 const char *trace_type_name(uint16_t type);
-const char *trace_flush_mode_name(uint8_t m);
-const char *trace_order_mode_name(uint8_t m);
 
 #endif /* LOOPD_TRACE_H */

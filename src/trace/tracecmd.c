@@ -6,6 +6,8 @@
  * and keep its valid prefix; mark talks to a recording server's control
  * socket TRACE.ctl.  Exit status: 0 done, 1 error, 2 usage.
  */
+#include "trace/tracecmd.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,12 +18,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "trace/states.h"
-#include "trace/tracefile.h"
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
-#include "trace/tracecmd.h"
+#include "trace/states.h"
 #include "trace/trace.h"
+#include "trace/tracefile.h"
+#include "util/log.h"
 
 static void usage_trace(FILE *f)
 {
@@ -49,8 +51,7 @@ static void print_header(const struct tracefile *tf, const char *path)
 	       " bytes, min block %u, atomic unit %u, flags %#x, flush %s, "
 	       "order %s\n",
 	       path, h->version, h->size, h->min_block, h->atomic, h->tflags,
-	       trace_flush_mode_name(h->flush_mode),
-	       trace_order_mode_name(h->order_mode));
+	       flush_mode_name(h->flush_mode), order_mode_name(h->order_mode));
 	printf("base %s sha256 %s\n", h->base_path, hex);
 }
 
@@ -81,7 +82,7 @@ static int dump(const char *path)
 	size_t i;
 
 	if (tracefile_open(path, &tf, err, sizeof err) < 0) {
-		fprintf(stderr, "loopd: %s\n", err);
+		log_msg("%s", err);
 		return 1;
 	}
 	print_header(&tf, path);
@@ -187,7 +188,7 @@ static int stats(const char *path)
 	size_t i;
 
 	if (tracefile_open(path, &tf, err, sizeof err) < 0) {
-		fprintf(stderr, "loopd: %s\n", err);
+		log_msg("%s", err);
 		return 1;
 	}
 	for (i = 0; i < tf.n; i++) {
@@ -246,7 +247,7 @@ static int stats(const char *path)
 	       data, n_data);
 	printf("marks:          %" PRIu64 "\n", n_marks);
 	print_crash_points(&tf);
-	printf("flush mode:     %s\n", trace_flush_mode_name(tf.h.flush_mode));
+	printf("flush mode:     %s\n", flush_mode_name(tf.h.flush_mode));
 	printf("end:            %s\n",
 	       tf.ended ? (tf.end->flags & TRACE_END_INCOMPLETE
 				   ? "present, recording incomplete"
@@ -268,20 +269,19 @@ static int mark(const char *path, const char *label)
 	int fd;
 
 	if (strchr(label, '\n') || strlen(label) > TRACE_MARK_MAX) {
-		fprintf(stderr, "loopd: trace mark: the label must be one line "
-				"of at most 4096 bytes\n");
+		log_msg("trace mark: the label must be one line "
+			"of at most 4096 bytes");
 		return 2;
 	}
 	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s.ctl", path) >=
 	    sizeof sa.sun_path) {
-		fprintf(stderr, "loopd: %s.ctl: path too long\n", path);
+		log_msg("%s.ctl: path too long", path);
 		return 1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		fprintf(stderr,
-			"loopd: %s: %s (is a server recording into %s?)\n",
-			sa.sun_path, strerror(errno), path);
+		log_msg("%s: %s (is a server recording into %s?)", sa.sun_path,
+			strerror(errno), path);
 		if (fd >= 0)
 			close(fd);
 		return 1;
@@ -290,8 +290,7 @@ static int mark(const char *path, const char *label)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (send(fd, label, strlen(label), MSG_NOSIGNAL) < 0 ||
 	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "loopd: %s: %s\n", sa.sun_path,
-			strerror(errno));
+		log_msg("%s: %s", sa.sun_path, strerror(errno));
 		close(fd);
 		return 1;
 	}
@@ -302,8 +301,7 @@ static int mark(const char *path, const char *label)
 	close(fd);
 	if (strcmp(reply, "ok\n")) {
 		reply[strcspn(reply, "\n")] = 0; /* its first line */
-		fprintf(stderr,
-			"loopd: trace mark: the server answered \"%s\"\n",
+		log_msg("trace mark: the server answered \"%s\"",
 			len ? reply : "nothing");
 		return 1;
 	}

@@ -2,12 +2,12 @@
 /*
  * tracefile.c: load a trace file; copy and hash image files.
  *
- * F1. A trace is mapped read-only and decoded once into an array of
+ * T6. A trace is mapped read-only and decoded once into an array of
  *     records whose payload pointers point into the mapping, so a payload
  *     is never copied.  The mapping is of the size at open time: a trace
  *     that is still being written is read up to that point, and its last
  *     record may be torn (kept out, reported).
- * F2. Copies try FICLONE first: on btrfs and XFS the base image and the
+ * U1. Copies try FICLONE first: on btrfs and XFS the base image and the
  *     explorer's working images are then free.  Elsewhere only the data
  *     extents are copied, so a sparse 1 TiB export with 10 MiB of data
  *     costs 10 MiB.
@@ -25,6 +25,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/io.h"
 
 /* Buffers are allocated per call: a large __thread buffer would be
    carved out of every thread's stack, and loopd's connection threads
@@ -136,7 +138,8 @@ static int copy_range(int in, int out, off_t off, off_t len, char *buf)
 int tracefile_copy(const char *src, const char *dst, bool *reflinked)
 {
 	struct stat st;
-	off_t data, hole = 0;
+	uint64_t pos, next;
+	bool data;
 	int in, out, r = 0;
 	char *buf = NULL;
 
@@ -153,25 +156,15 @@ int tracefile_copy(const char *src, const char *dst, bool *reflinked)
 		*reflinked = true;
 		goto out_close;
 	}
-	for (;;) {
-		data = lseek(in, hole, SEEK_DATA);
-		if (data < 0) {
-			if (errno != ENXIO)
-				r = -errno;
-			break;
-		}
-		hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0) {
-			r = -errno;
-			break;
-		}
-		if (!buf && !(buf = malloc(COPY_BUF))) {
+	for (pos = 0; !r && pos < (uint64_t)st.st_size; pos = next) {
+		extent_at(in, pos, (uint64_t)st.st_size, &data, &next);
+		if (!data)
+			continue; /* U1: holes stay holes */
+		if (!buf && !(buf = malloc(COPY_BUF)))
 			r = -ENOMEM;
-			break;
-		}
-		r = copy_range(in, out, data, hole - data, buf);
-		if (r < 0)
-			break;
+		else
+			r = copy_range(in, out, (off_t)pos, (off_t)(next - pos),
+				       buf);
 	}
 	if (!r && ftruncate(out, st.st_size) < 0)
 		r = -errno;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test-blockdev: a block device as the export (E4, Z1, Z6).
+# test-blockdev: a block device as the export (F3, Z1, Z6).
 #
 # The device is a loop device on an nbdfuse file served by a second loopd
 # whose syncs are delayed by 1.5 s, so that a flush of the device is slow

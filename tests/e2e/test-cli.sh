@@ -66,6 +66,8 @@ expect_bad 'inject|bogus' serve --inject bogus=1:read -s 1M \
 expect_bad 'EXDEV|inject' serve --inject error=EXDEV:read -s 1M \
 	-U "$TMP/s6.sock" "$TMP/c.img"
 expect_bad 'file|usage|serve' serve -U "$TMP/s7.sock"
+expect_bad 'mem:abc.*expected mem:SIZE' serve -U "$TMP/s10.sock" mem:abc
+expect_bad 'mem:.*no size' serve -U "$TMP/s11.sock" mem:
 
 check "an unknown option exits non-zero"
 rc=0

@@ -37,7 +37,7 @@ ok(f"4 jobs, err=0, {total >> 20} MiB moved and verified")
 PYEOF
 
 # The same 4 connections on 4 workers, with requests large enough to
-# spread their I/O to other workers (E5 in worker.c) and flushes batched
+# spread their I/O to other workers (E3 in engine/request.c) and flushes batched
 # across connections: every request changes hands between threads through
 # IORING_OP_MSG_RING, which is what the TSan build checks here.
 start_server spread --queues 4 --size 64M "$(disk "$TMP/spread.img")"

@@ -24,7 +24,7 @@
 # What a kill -9 can and cannot show: it kills the process, not the host,
 # so the page cache survives and every write that completed is in the file,
 # flushed or not.  The test therefore checks loopd's acknowledgement order
-# (E1 in worker.c: a write is replied to only after its I/O completed in
+# (E1 in engine/request.c: a write is replied to only after its I/O completed in
 # full), which is stricter than the crash contract (semantics.md: only FUA
 # writes and writes covered by a FLUSH must survive a power cut; the
 # verifier also reports which blocks held their latest durable write).  It

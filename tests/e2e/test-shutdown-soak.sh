@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # test-shutdown-soak: SIGTERM at a random moment under a mixed load, again
-# and again (E6, T5, R1, R2).  Each run serves two exports with two
+# and again (E4, L5, R1, R2).  Each run serves two exports with two
 # workers and TLS offered, and has:
 #   - the verifying load of test-kill9 on export "plain": four connections
 #     of small writes with FUA and flushes, and one of 64-256 KiB writes at
-#     queue depth 16 (spread over the workers, E5);
+#     queue depth 16 (spread over the workers, E3);
 #   - the same load over TLS on export "tls";
 #   - a client that stops reading its replies (over TLS every other run).
 # Once both loads have had 20 flushes answered, SIGTERM comes after a

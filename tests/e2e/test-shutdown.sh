@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test-shutdown: SIGTERM always ends the server, in bounded time, with an
-# exit status that tells the truth (E6 in worker.c, H9, T5).
-#   1. A busy connection's large I/O spread to the second worker (E5) while
+# exit status that tells the truth (E4 in engine/worker.c, H9, L5).
+#   1. A busy connection's large I/O spread to the second worker (E3) while
 #      its requests wait for a delayed write: the server finishes them all
 #      and exits (it used to hang forever in pthread_join).
 #   2. A client that stops reading its replies: the server exits once
@@ -46,7 +46,7 @@ stall_client() {
 }
 
 echo "--- 1. spread I/O waiting on a delayed write, then SIGTERM"
-check "E5 + R3 + SIGTERM with two workers: every request answered, exit 0"
+check "E3 + R3 + SIGTERM with two workers: every request answered, exit 0"
 start_fg spread --queues 2 --size 8M \
 	--inject 'delay=1500:write@0-64K' "$dir/spread.img"
 "$PY" "$T" spread "$uri" "$fg_pid" || fail "the client failed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test-tls: TLS through GnuTLS (issue 6, "Hostile networks"; handshake.c H7,
-# tls.c T1-T4), with clients nobody here wrote: nbdinfo, nbdcopy, nbdsh and
+# tls.c L1-L4), with clients nobody here wrote: nbdinfo, nbdcopy, nbdsh and
 # qemu-img over nbds:// URIs, plus raw option checks (test_tls.py).
 #
 #   --tls=require + X.509: data round trips over TLS (multi-connection

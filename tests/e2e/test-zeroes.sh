@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test-zeroes: TRIM and WRITE_ZEROES on filesystems that lack a fallocate
-# mode (Z1-Z6 in src/zero.c; E7 in worker.c):
+# mode (Z1-Z6 in src/backend/zero.c; E5 in engine/request.c):
 #   - tmpfs punches but has no ZERO_RANGE: NO_HOLE keeps the range
 #     allocated, and two NO_HOLE requests failing at once do not turn
 #     punching off (a later TRIM still frees space);

@@ -243,7 +243,7 @@ class Load:
         threads = [threading.Thread(target=self.conn) for _ in range(CONNS)]
         if self.term:
             # Large writes, many in flight: their I/O is spread over the
-            # workers (E5) when the stop comes.
+            # workers (E3) when the stop comes.
             threads.append(threading.Thread(target=self.conn,
                                             args=(16, 64)))
         for t in threads:

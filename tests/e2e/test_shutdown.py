@@ -5,10 +5,10 @@
       One connection: a 64 KiB WRITE at 0 (the server delays it), then 12
       64 KiB READs of the same range, which wait for it (R3) and, being
       large with more than 8 in flight, have their I/O spread over the
-      workers (E5).  A small READ elsewhere is answered only after the
+      workers (E3).  A small READ elsewhere is answered only after the
       server has read every request before it; then the client sends
       SIGTERM to PID and requires every READ to be answered with the
-      written data.  Before E6 a worker with no connection of its own
+      written data.  Before E4 a worker with no connection of its own
       exited at once, and the READs released to it after the WRITE were
       never run: the server hung in pthread_join.
 

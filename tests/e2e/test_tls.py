@@ -129,7 +129,7 @@ elif mode == "require":
     expect_closed(s, "EXPORT_NAME before STARTTLS")
     s.close()
 
-    # T2: after the ACK only TLS may follow; plaintext ends the connection.
+    # L2: after the ACK only TLS may follow; plaintext ends the connection.
     s = connect()
     expect(s, OPT_STARTTLS, b"", REP_ACK, "STARTTLS")
     s.sendall(OPT.pack(IHAVEOPT, OPT_LIST, 0))

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""test_zeroes.py: the client of test-zeroes.sh (Z1-Z6 in src/zero.c).
+"""test_zeroes.py: the client of test-zeroes.sh (Z1-Z6 in src/backend/zero.c).
 
   test_zeroes.py nohole URI FILE
       On tmpfs (punch, no ZERO_RANGE): WRITE_ZEROES with NO_HOLE keeps
@@ -13,7 +13,7 @@
       FUA + FAST_ZERO WRITE_ZEROES that cannot be fast (with NO_HOLE on
       tmpfs, always on ramfs) get ENOTSUP (Z4),
       and the export is not latched: a write and a flush on a second
-      connection succeed (R5, E7).
+      connection succeed (R5, E5).
 """
 import errno
 import os

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz-handshake.c: libFuzzer harness for the option negotiation
- * (handshake_run() in src/handshake.c), over a real socket.
+ * (handshake_run() in src/serve/handshake.c), over a real socket.
  *
  * Input: the bytes a client sends after the server's greeting, as they
  * would be on the wire: the 32-bit client flags, then options (IHAVEOPT,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz-proto.c: libFuzzer harness for the pure codec (src/proto.c).
+ * fuzz-proto.c: libFuzzer harness for the pure codec (src/nbd/proto.c).
  *
  * Input: a stream of client messages as they are on the wire, each
  * recognised by its magic:

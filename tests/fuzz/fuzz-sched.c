@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz-sched.c: libFuzzer harness for the request scheduler (src/sched.c).
+ * fuzz-sched.c: libFuzzer harness for the request scheduler (src/engine/sched.c).
  *
  * Input: byte 0 picks the mode (bit 0: order relaxed; bits 1-2: flush
  * mode sync, barrier or unsafe; bits 3-6: alignment 2^n, at most 4096).
@@ -18,7 +18,7 @@
  * a worker does at shutdown, until nothing moves.
  *
  * The scheduler's own asserts are on (b_ndebug=if-release).  The harness
- * checks each event against the rules at the top of src/sched.c:
+ * checks each event against the rules at the top of src/engine/sched.c:
  *   S1  a request is RUN at most once, replied exactly once, never RUN
  *       after its reply, and a READ or WRITE that was RUN replies only
  *       after it completed; a FLUSH or NOP is never RUN; at most one sync
@@ -146,7 +146,7 @@ static bool plain_conflict(const struct t_req *a, const struct t_req *b)
 		return false;
 	if (ka == SCHED_READ && kb == SCHED_READ)
 		return false;
-	if (h.s.order == SCHED_ORDER_OVERLAP)
+	if (h.s.order == ORDER_OVERLAP)
 		return true;
 	if (ka == SCHED_WRITE && kb == SCHED_WRITE && (a->r.rmw || b->r.rmw))
 		return true;
@@ -167,7 +167,7 @@ static void on_run(struct t_req *t)
 		t->op = op_issue();
 	/* S2 */
 	check(t->dsync == (t->r.kind == SCHED_WRITE && t->r.fua &&
-			   h.s.flush != SCHED_FLUSH_UNSAFE));
+			   h.s.flush != FLUSH_UNSAFE));
 
 	for (i = 0; &h.req[i] != t; i++) {
 		const struct t_req *e = &h.req[i];
@@ -176,8 +176,7 @@ static void on_run(struct t_req *t)
 		if (e->st == ST_SUBMITTED || e->st == ST_RUN)
 			check(!plain_conflict(e, t));
 		/* S4 */
-		if (h.s.flush == SCHED_FLUSH_BARRIER &&
-		    e->r.kind == SCHED_FLUSH)
+		if (h.s.flush == FLUSH_BARRIER && e->r.kind == SCHED_FLUSH)
 			check(e->st == ST_REPLIED);
 	}
 }
@@ -201,7 +200,7 @@ static void on_reply(struct t_req *t)
 
 	/* S5, S7 */
 	if (t->r.kind == SCHED_FLUSH && status == 0 &&
-	    h.s.flush != SCHED_FLUSH_UNSAFE) {
+	    h.s.flush != FLUSH_UNSAFE) {
 		check(t->op && t->sync_no > t->epoch);
 		check_retired(t->op);
 	}
@@ -234,7 +233,7 @@ static void on_sync_start(void)
 		t->sync_no = h.syncs;
 	}
 	/* S4: the running batch's FLUSH waited for everything before it. */
-	if (h.s.flush == SCHED_FLUSH_BARRIER) {
+	if (h.s.flush == FLUSH_BARRIER) {
 		for (i = 0; i < h.n; i++) {
 			const struct t_req *e = &h.req[i];
 
@@ -355,16 +354,15 @@ static bool sync_done(int res)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const enum sched_flush_mode modes[] = {
-		SCHED_FLUSH_SYNC, SCHED_FLUSH_BARRIER, SCHED_FLUSH_UNSAFE};
+	static const enum flush_mode modes[] = {FLUSH_SYNC, FLUSH_BARRIER,
+						FLUSH_UNSAFE};
 	size_t pos = 1;
 	unsigned int i;
 
 	if (size < 1)
 		return 0;
 	memset(&h, 0, sizeof h);
-	sched_init(&h.s,
-		   (data[0] & 1) ? SCHED_ORDER_RELAXED : SCHED_ORDER_OVERLAP,
+	sched_init(&h.s, (data[0] & 1) ? ORDER_RELAXED : ORDER_OVERLAP,
 		   modes[((data[0] >> 1) & 3) % 3],
 		   1u << (((data[0] >> 3) & 15) % 13));
 

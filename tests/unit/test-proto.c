@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-proto.c: unit tests of the pure NBD codec (src/proto.c).
+ * test-proto.c: unit tests of the pure NBD codec (src/nbd/proto.c).
  *
  * Rules proved here: NBD checklist 1.2 (option data layout, INFO/GO and
  * META_CONTEXT parsing, NBD_REP_SERVER), 1.4 (request/reply framing),

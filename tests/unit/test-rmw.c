@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test-rmw.c: the read-modify-write plan of an unaligned O_DIRECT write
- * (E3, src/backend/rmw.c), against a byte model: for every offset and
+ * (F2, src/backend/rmw.c), against a byte model: for every offset and
  * length in a few blocks, reading the planned blocks from an "old" disk
  * and merging them must give exactly the old bytes with the client's
  * written over them, and only the planned blocks are read.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-sched.c: the scheduler's rules R1..R6 (top of src/sched.c,
+ * test-sched.c: the scheduler's rules R1..R6 (top of src/engine/sched.c,
  * docs/semantics.md), one test per claim, named after the rule it proves.
  *
  * Method: a small harness (struct h) owns a scheduler and a pool of
@@ -102,8 +102,8 @@ static const char *ev_str(struct h *h, const struct ev *e, char *buf, size_t n)
 	return buf;
 }
 
-static void h_init(struct h *h, enum sched_order order,
-		   enum sched_flush_mode flush, uint32_t align)
+static void h_init(struct h *h, enum order_mode order, enum flush_mode flush,
+		   uint32_t align)
 {
 	memset(h, 0, sizeof(*h));
 	sched_init(&h->s, order, flush, align);
@@ -307,7 +307,7 @@ static void test_r1_flush_covers_write_replied_on_other_connection(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = W(&h, "A(conn1)", 0, 4096);
 	f = FL(&h, "F(conn2)");
 
@@ -330,7 +330,7 @@ static void test_r1_inflight_write_does_not_block_flush(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = W(&h, "A(conn1)", 0, 4096);
 	f = FL(&h, "F(conn2)");
 
@@ -357,7 +357,7 @@ static void test_r1_flushes_during_sync_batch_into_next_sync(void **st)
 	struct h h;
 	struct sched_req *f1, *f2, *f3, *a;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	a = W(&h, "A", 0, 512);
 	f2 = FL(&h, "F2");
@@ -388,7 +388,7 @@ static void test_r1_flush_after_sync_completed_starts_a_new_sync(void **st)
 	struct h h;
 	struct sched_req *f1, *f2;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	f2 = FL(&h, "F2");
 
@@ -412,7 +412,7 @@ static void test_r2_fua_write_runs_dsync(void **st)
 	struct h h;
 	struct sched_req *a, *b;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	b = W(&h, "B", 8192, 4096);
 
@@ -435,7 +435,7 @@ static void test_r2_fua_ignored_on_read_and_flush(void **st)
 	struct h h;
 	struct sched_req *rd, *f, *trim;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	rd = h_new(&h, "R fua", SCHED_READ, 0, 512, F_FUA);
 	f = h_new(&h, "F fua", SCHED_FLUSH, 0, 0, F_FUA);
 	trim = WF(&h, "TRIM fua", 4096, 4096, F_FUA);
@@ -458,7 +458,7 @@ static void test_r2_unsafe_mode_runs_fua_without_dsync(void **st)
 	struct h h;
 	struct sched_req *a;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_UNSAFE, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_UNSAFE, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 
 	SUBMIT(&h, a);
@@ -475,7 +475,7 @@ static void test_r2_fua_write_error_is_replied(void **st)
 	struct h h;
 	struct sched_req *a;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 
 	SUBMIT(&h, a);
@@ -501,7 +501,7 @@ static void test_r3_overlapping_writes_run_in_arrival_order(void **st)
 	struct h h;
 	struct sched_req *w1, *w2, *w3, *w4;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	w1 = W(&h, "W1", 0, 8192);
 	w2 = W(&h, "W2", 4096, 8192);
 	w3 = W(&h, "W3", 6144, 4096);
@@ -539,7 +539,7 @@ static void test_r3_chain_of_overlaps_keeps_arrival_order(void **st)
 	struct h h;
 	struct sched_req *w1, *w2, *w3;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	w1 = W(&h, "W1", 0, 4096);
 	w2 = W(&h, "W2", 2048, 4096);
 	w3 = W(&h, "W3", 5000, 4096);
@@ -567,7 +567,7 @@ static void test_r3_waits_for_all_earlier_conflicts(void **st)
 	struct h h;
 	struct sched_req *a, *b, *c;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = W(&h, "A", 0, 4096);
 	b = W(&h, "B", 8192, 4096);
 	c = R(&h, "C spans A and B", 0, 16384);
@@ -595,7 +595,7 @@ static void test_r3_overlapping_reads_run_in_parallel(void **st)
 	struct h h;
 	struct sched_req *r1, *r2;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	r1 = R(&h, "R1", 0, 8192);
 	r2 = R(&h, "R2", 4096, 8192);
 
@@ -617,7 +617,7 @@ static void test_r3_trim_and_read_ordered_both_ways(void **st)
 	struct h h;
 	struct sched_req *trim1, *rd1, *rd2, *trim2;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	trim1 = W(&h, "TRIM1", 0, 65536);
 	rd1 = R(&h, "R1 after TRIM1", 4096, 512);
 	rd2 = R(&h, "R2", 131072, 4096);
@@ -653,7 +653,7 @@ static void test_r3_write_zeroes_and_read_ordered(void **st)
 	struct h h;
 	struct sched_req *rd, *wz, *rd2;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	rd = R(&h, "R", 0, 4096);
 	wz = W(&h, "WRITE_ZEROES", 2048, 1 << 20);
 	rd2 = R(&h, "R2", 1 << 19, 4096);
@@ -681,7 +681,7 @@ static void test_r3_relaxed_runs_overlapping_writes_in_parallel(void **st)
 	struct h h;
 	struct sched_req *w1, *w2, *w3, *rd;
 
-	h_init(&h, SCHED_ORDER_RELAXED, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_RELAXED, FLUSH_SYNC, 1);
 	w1 = W(&h, "W1", 0, 8192);
 	w2 = W(&h, "W2", 4096, 8192);
 	w3 = W(&h, "W3", 0, 8192);
@@ -713,7 +713,7 @@ static void test_r3_zero_length_never_waits(void **st)
 	struct h h;
 	struct sched_req *w, *z1, *z2, *z3;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 4096);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 4096);
 	w = W(&h, "W", 0, 8192);
 	z1 = W(&h, "W len0", 100, 0);
 	z2 = R(&h, "R len0", 100, 0);
@@ -742,13 +742,13 @@ struct spec {
 
 static const struct conflict_row {
 	const char *what;
-	enum sched_order order;
+	enum order_mode order;
 	struct spec a, b;
 	bool conflict;
 } conflict_rows[] = {
 /* clang-format off */
-#define OV SCHED_ORDER_OVERLAP
-#define RX SCHED_ORDER_RELAXED
+#define OV ORDER_OVERLAP
+#define RX ORDER_RELAXED
 #define WR(off, len, fl) { SCHED_WRITE, off, len, fl }
 #define RD(off, len, fl) { SCHED_READ, off, len, fl }
 	{ "R3 W/W overlap", OV, WR(0, 4096, 0), WR(2048, 4096, 0), true },
@@ -803,7 +803,7 @@ static void test_r3_r6_conflict_table(void **st)
 		for (swap = 0; swap < 2; swap++) {
 			first = swap ? &t->b : &t->a;
 			second = swap ? &t->a : &t->b;
-			h_init(&h, t->order, SCHED_FLUSH_SYNC, 4096);
+			h_init(&h, t->order, FLUSH_SYNC, 4096);
 			a = h_new(&h, t->what, first->kind, first->off,
 				  first->len, first->flags);
 			b = h_new(&h, "second", second->kind, second->off,
@@ -839,7 +839,7 @@ static void test_r4_barrier_flush_orders_everything(void **st)
 	struct h h;
 	struct sched_req *r1, *w1, *f, *w2, *r2;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_BARRIER, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_BARRIER, 1);
 	r1 = R(&h, "R1 before", 0, 512);
 	w1 = W(&h, "W1 before", 1 << 20, 4096);
 	f = FL(&h, "F");
@@ -879,7 +879,7 @@ static void test_r4_barrier_flushes_sync_one_at_a_time(void **st)
 	struct h h;
 	struct sched_req *f1, *f2, *w;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_BARRIER, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_BARRIER, 1);
 	f1 = FL(&h, "F1");
 	w = W(&h, "W", 0, 512);
 	f2 = FL(&h, "F2");
@@ -907,7 +907,7 @@ static void test_r4_sync_mode_flush_holds_nothing(void **st)
 	struct h h;
 	struct sched_req *w1, *f, *w2, *rd;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	w1 = W(&h, "W1", 0, 4096);
 	f = FL(&h, "F");
 	w2 = W(&h, "W2", 8192, 4096);
@@ -944,7 +944,7 @@ static void test_r5_sync_failure_latches_export(void **st)
 	struct h h;
 	struct sched_req *f, *w, *wf, *f2, *rd, *nop;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f = FL(&h, "F");
 	w = W(&h, "W after", 0, 4096);
 	wf = WF(&h, "W fua after", 8192, 4096, F_FUA);
@@ -979,7 +979,7 @@ static void test_r5_sync_enospc_also_latches(void **st)
 	struct h h;
 	struct sched_req *f, *w;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f = FL(&h, "F");
 	w = W(&h, "W after", 0, 4096);
 
@@ -999,7 +999,7 @@ static void test_r5_fua_write_eio_latches(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	f = FL(&h, "F after");
 
@@ -1023,7 +1023,7 @@ static void test_r5_refused_fua_request_does_not_latch(void **st)
 	struct h h;
 	struct sched_req *z, *w, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	z = WF(&h, "Z fua fast-zero", 0, 4096, F_FUA);
 	w = W(&h, "W", 0, 4096);
 	f = FL(&h, "F");
@@ -1052,7 +1052,7 @@ static void test_r5_refused_fua_request_releases_flush(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	f = FL(&h, "F");
 
@@ -1075,7 +1075,7 @@ static void test_r5_running_plain_write_keeps_its_result(void **st)
 	struct h h;
 	struct sched_req *w, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	w = W(&h, "W", 0, 4096);
 	f = FL(&h, "F");
 
@@ -1101,7 +1101,7 @@ static void test_r5_errseq_flush_waits_for_concurrent_fua_write(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	f = FL(&h, "F");
 
@@ -1124,7 +1124,7 @@ static void test_r5_flush_waits_for_concurrent_fua_write_ok(void **st)
 	struct h h;
 	struct sched_req *a, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	f = FL(&h, "F");
 
@@ -1151,7 +1151,7 @@ static void test_r5_later_fua_write_does_not_hold_flush(void **st)
 	struct h h;
 	struct sched_req *a, *f, *b;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	f = FL(&h, "F");
 	b = WF(&h, "B fua later", 8192, 4096, F_FUA);
@@ -1182,7 +1182,7 @@ static void test_r5_fua_write_waits_for_concurrent_sync(void **st)
 	struct h h;
 	struct sched_req *f, *a;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f = FL(&h, "F");
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 
@@ -1207,7 +1207,7 @@ static void test_r5_two_batches_retire_in_completion_order(void **st)
 	struct h h;
 	struct sched_req *f1, *a, *f2, *f3;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	a = WF(&h, "A fua slow", 0, 4096, F_FUA);
 	f2 = FL(&h, "F2");
@@ -1247,7 +1247,7 @@ static void test_r5_no_durability_claimed_after_latch(void **st)
 	struct h h;
 	struct sched_req *f1, *f2, *a;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	f2 = FL(&h, "F2");
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
@@ -1282,7 +1282,7 @@ static void test_r6_relaxed_rmw_orders_writes_in_same_block(void **st)
 	struct h h;
 	struct sched_req *rmw, *w, *far;
 
-	h_init(&h, SCHED_ORDER_RELAXED, SCHED_FLUSH_SYNC, 4096);
+	h_init(&h, ORDER_RELAXED, FLUSH_SYNC, 4096);
 	rmw = WF(&h, "W rmw [4096+100,+200)", 4096 + 100, 200, F_RMW);
 	w = W(&h, "W [4096+2048,+2048)", 4096 + 2048, 2048);
 	far = WF(&h, "W rmw other block", 3 * 4096 + 1, 10, F_RMW);
@@ -1310,7 +1310,7 @@ static void test_r6_relaxed_strict_read_waits_for_write(void **st)
 	struct h h;
 	struct sched_req *w, *bs, *rd;
 
-	h_init(&h, SCHED_ORDER_RELAXED, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_RELAXED, FLUSH_SYNC, 1);
 	w = W(&h, "TRIM", 0, 65536);
 	bs = h_new(&h, "BLOCK_STATUS", SCHED_READ, 0, 1 << 20, F_STRICT);
 	rd = R(&h, "R", 0, 4096);
@@ -1339,7 +1339,7 @@ static void test_unsafe_flush_replied_at_once_without_sync(void **st)
 	struct h h;
 	struct sched_req *w, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_UNSAFE, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_UNSAFE, 1);
 	w = W(&h, "W", 0, 4096);
 	f = FL(&h, "F");
 
@@ -1360,7 +1360,7 @@ static void test_nop_replied_at_once(void **st)
 	struct h h;
 	struct sched_req *w, *f, *nop;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_BARRIER, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_BARRIER, 1);
 	w = W(&h, "W", 0, 4096);
 	f = FL(&h, "F");
 	nop = h_new(&h, "NOP", SCHED_NOP, 0, 4096, 0);
@@ -1385,7 +1385,7 @@ static void test_pending_counts_unreplied_requests(void **st)
 	struct h h;
 	struct sched_req *a, *b, *f;
 
-	h_init(&h, SCHED_ORDER_OVERLAP, SCHED_FLUSH_SYNC, 1);
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
 	b = W(&h, "B", 0, 4096);
 	f = FL(&h, "F");
@@ -1413,13 +1413,11 @@ static void test_pending_counts_unreplied_requests(void **st)
 
 static void test_mode_names(void **st)
 {
-	assert_string_equal(sched_flush_mode_name(SCHED_FLUSH_SYNC), "sync");
-	assert_string_equal(sched_flush_mode_name(SCHED_FLUSH_BARRIER),
-			    "barrier");
-	assert_string_equal(sched_flush_mode_name(SCHED_FLUSH_UNSAFE),
-			    "unsafe");
-	assert_string_equal(sched_order_name(SCHED_ORDER_OVERLAP), "overlap");
-	assert_string_equal(sched_order_name(SCHED_ORDER_RELAXED), "relaxed");
+	assert_string_equal(flush_mode_name(FLUSH_SYNC), "sync");
+	assert_string_equal(flush_mode_name(FLUSH_BARRIER), "barrier");
+	assert_string_equal(flush_mode_name(FLUSH_UNSAFE), "unsafe");
+	assert_string_equal(order_mode_name(ORDER_OVERLAP), "overlap");
+	assert_string_equal(order_mode_name(ORDER_RELAXED), "relaxed");
 }
 
 /* ------------------------------------------------------ random model */
@@ -1498,7 +1496,7 @@ static bool oracle_conflict(const struct sched *s, const struct sched_req *a,
 	bool aw = a->kind == SCHED_WRITE, bw = b->kind == SCHED_WRITE;
 
 	if (a->kind == SCHED_FLUSH || b->kind == SCHED_FLUSH)
-		return s->flush == SCHED_FLUSH_BARRIER;
+		return s->flush == FLUSH_BARRIER;
 	if (a->kind == SCHED_NOP || b->kind == SCHED_NOP)
 		return false;
 	if (!a->len || !b->len || (!aw && !bw))
@@ -1507,7 +1505,7 @@ static bool oracle_conflict(const struct sched *s, const struct sched_req *a,
 	orange(s, b, &blo, &bhi);
 	if (ahi <= blo || bhi <= alo)
 		return false;
-	if (s->order == SCHED_ORDER_OVERLAP)
+	if (s->order == ORDER_OVERLAP)
 		return true;
 	return (aw && bw && (a->rmw || b->rmw)) || (a->strict && bw) ||
 	       (b->strict && aw);
@@ -1559,9 +1557,8 @@ static void sim_event(struct sim *m, struct sched_req *r)
 		assert_false(q->running || q->completed);
 		assert_false(sim_blocked(m, q)); /* R3, R4, R6 */
 		/* R2 */
-		assert_int_equal(r->dsync,
-				 r->kind == SCHED_WRITE && r->fua &&
-					 m->s.flush != SCHED_FLUSH_UNSAFE);
+		assert_int_equal(r->dsync, r->kind == SCHED_WRITE && r->fua &&
+						   m->s.flush != FLUSH_UNSAFE);
 		q->running = true;
 		q->issued_at = m->tick;
 		return;
@@ -1577,10 +1574,10 @@ static void sim_event(struct sim *m, struct sched_req *r)
 		if (q->completed && !r->dsync)
 			assert_int_equal(r->status, q->res);
 	}
-	if (m->latched && fua_like && m->s.flush != SCHED_FLUSH_UNSAFE)
+	if (m->latched && fua_like && m->s.flush != FLUSH_UNSAFE)
 		assert_int_not_equal(r->status, 0); /* R5 */
 	if (r->kind == SCHED_FLUSH && r->status == 0 &&
-	    m->s.flush != SCHED_FLUSH_UNSAFE) {
+	    m->s.flush != FLUSH_UNSAFE) {
 		assert_true(q->cover < m->durable_upto); /* R1 */
 		assert_true(q->sync_lb != 0);
 		assert_false(sim_inflight_before(m, q->sync_lb)); /* R5 */
@@ -1624,7 +1621,7 @@ static void sim_drain(struct sim *m, struct sched_out *o)
 		sim_event(m, r);
 	if (o->sync) {
 		assert_false(m->sync_out); /* R1: one sync at a time */
-		assert_int_not_equal(m->s.flush, SCHED_FLUSH_UNSAFE);
+		assert_int_not_equal(m->s.flush, FLUSH_UNSAFE);
 		m->sync_out = true;
 		m->sync_issued_at = m->tick + 1;
 		m->syncs++;
@@ -1748,8 +1745,8 @@ static struct sim_req *sim_free(struct sim *m)
 	return NULL;
 }
 
-static void sim_run(enum sched_order order, enum sched_flush_mode flush,
-		    bool errors, uint64_t seed, int steps)
+static void sim_run(enum order_mode order, enum flush_mode flush, bool errors,
+		    uint64_t seed, int steps)
 {
 	static struct sim m;
 	struct sim_req *q;
@@ -1789,8 +1786,8 @@ static void sim_run(enum sched_order order, enum sched_flush_mode flush,
 
 static void test_model_random(void **st)
 {
-	static const enum sched_flush_mode modes[] = {
-		SCHED_FLUSH_SYNC, SCHED_FLUSH_BARRIER, SCHED_FLUSH_UNSAFE};
+	static const enum flush_mode modes[] = {FLUSH_SYNC, FLUSH_BARRIER,
+						FLUSH_UNSAFE};
 	int m, order, errors;
 	uint64_t seed;
 
@@ -1798,7 +1795,7 @@ static void test_model_random(void **st)
 		for (order = 0; order < 2; order++)
 			for (errors = 0; errors < 2; errors++)
 				for (seed = 1; seed <= 16; seed++)
-					sim_run((enum sched_order)order,
+					sim_run((enum order_mode)order,
 						modes[m], errors,
 						seed * 0x9e3779b97f4a7c15ull,
 						10000);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-states.c: the crash-state enumeration (src/crash/states.c, rules
+ * test-states.c: the crash-state enumeration (src/trace/states.c, rules
  * S1-S7) on hand-written traces whose legal states are known: the A0
  * litmus tests of crash-model.md, plus the models, tearing, sampling and
  * the stability of state IDs.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-trace.c: unit tests of the trace codec (src/trace.c), rules T1-T5
+ * test-trace.c: unit tests of the trace codec (src/trace/trace.c), rules T1-T5
  * at the top of that file and docs/trace-format.md.
  *
  * Each test builds a small trace in memory with the encoder, then reads
@@ -47,8 +47,8 @@ static void put_header(struct buf *b)
 		.atomic = 4096,
 		.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
 			  NBD_FLAG_SEND_FUA,
-		.flush_mode = TRACE_FLUSH_BARRIER,
-		.order_mode = TRACE_ORDER_RELAXED,
+		.flush_mode = FLUSH_BARRIER,
+		.order_mode = ORDER_RELAXED,
 		.start_ns = 42,
 	};
 	uint8_t hb[TRACE_HEADER_SIZE];
@@ -198,8 +198,8 @@ static void test_header_round_trip(void **state)
 	assert_int_equal(h.atomic, 4096);
 	assert_int_equal(h.tflags, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
 					   NBD_FLAG_SEND_FUA);
-	assert_int_equal(h.flush_mode, TRACE_FLUSH_BARRIER);
-	assert_int_equal(h.order_mode, TRACE_ORDER_RELAXED);
+	assert_int_equal(h.flush_mode, FLUSH_BARRIER);
+	assert_int_equal(h.order_mode, ORDER_RELAXED);
 	assert_int_equal(h.start_ns, 42);
 	assert_int_equal(h.base_sha256[31], 0xab);
 	assert_string_equal(h.base_path, "/tmp/x.trace.base");
@@ -420,8 +420,7 @@ static void test_sizes(void **state)
 	pz[4000] = 0;
 	assert_string_equal(trace_type_name(TRACE_SYNC_END), "SYNC_END");
 	assert_string_equal(trace_type_name(99), "UNKNOWN");
-	assert_string_equal(trace_flush_mode_name(TRACE_FLUSH_UNSAFE),
-			    "unsafe");
+	assert_string_equal(flush_mode_name(FLUSH_UNSAFE), "unsafe");
 }
 
 int main(void)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test-zero.c: how TRIM and WRITE_ZEROES are carried out (Z1-Z6, top of
- * src/zero.c).  A table of requests, capabilities and geometry with the
+ * src/backend/zero.c).  A table of requests, capabilities and geometry with the
  * step each must plan, then the fallocate error cases, then the race of
  * two requests failing at once.
  */
