@@ -18,7 +18,7 @@ source "$SRCDIR/tests/e2e/functions.sh"
 
 requires certtool
 real_fs_dir
-K9=$SRCDIR/tests/e2e/test_kill9.py
+KILL9=$SRCDIR/tests/e2e/test_kill9.py
 T=$SRCDIR/tests/e2e/test_shutdown.py
 RUNS=${SOAK_RUNS:-4}
 GRACE=2
@@ -48,10 +48,10 @@ for ((run = 1; run <= RUNS; run++)); do
 	plain_uri=$(export_uri plain "$socket")
 	tls_uri="nbds+unix:///tls?socket=$socket&tls-certificates=$TMP/pki/cli"
 
-	"$PY" "$K9" term "$plain_uri" "$TMP/plain.log.txt" "$TMP/ready" 20 \
+	"$PY" "$KILL9" term "$plain_uri" "$TMP/plain.log.txt" "$TMP/ready" 20 \
 		>"$TMP/plain.out" 2>&1 &
 	load_plain=$!
-	"$PY" "$K9" term "$tls_uri" "$TMP/tls.log.txt" "$TMP/ready" 20 \
+	"$PY" "$KILL9" term "$tls_uri" "$TMP/tls.log.txt" "$TMP/ready" 20 \
 		>"$TMP/tls.out" 2>&1 &
 	load_tls=$!
 	clients+=("$load_plain" "$load_tls")
@@ -81,9 +81,9 @@ for ((run = 1; run <= RUNS; run++)); do
 	ok "run $run: exit status 0, $elapsed s after SIGTERM"
 
 	start_server "verify$run" "plain=$dir/plain.img" "tls=$dir/tls.img"
-	"$PY" "$K9" verify "$(export_uri plain "$socket")" "$TMP/plain.log.txt" ||
+	"$PY" "$KILL9" verify "$(export_uri plain "$socket")" "$TMP/plain.log.txt" ||
 		fail "run $run: export plain lost acknowledged writes"
-	"$PY" "$K9" verify "$(export_uri tls "$socket")" "$TMP/tls.log.txt" ||
+	"$PY" "$KILL9" verify "$(export_uri tls "$socket")" "$TMP/tls.log.txt" ||
 		fail "run $run: export tls lost acknowledged writes"
 	stop_server "$pid"
 done

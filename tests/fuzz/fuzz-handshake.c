@@ -25,10 +25,10 @@
  * replays the input through a model of the negotiation, written from the
  * spec (checklist 1.2) and the rules H1-H7 of handshake.c, and walks the
  * server's output alongside it:
- *   C1  handshake_run() returns what the model says: 0 on entering
+ *   FH1  handshake_run() returns what the model says: 0 on entering
  *       transmission, -EPROTO on a bad flag, bad magic or a limit,
  *       -ENOENT for an unknown EXPORT_NAME, -ECONNRESET on EOF or ABORT.
- *   C2  the output is the greeting, then for each option well-framed
+ *   FH2  the output is the greeting, then for each option well-framed
  *       replies that echo its code (INFO payloads of the right length,
  *       block sizes the spec allows, strings inside their reply, without
  *       NUL) ending in the ACK or the error the model expects: LIST lists
@@ -38,9 +38,9 @@
  *       META_CONTEXT matches base:allocation exactly as the spec says;
  *       unknown options get ERR_UNSUP.  After a successful EXPORT_NAME,
  *       the 10- or 134-byte export reply.
- *   C3  nothing follows what the model accounts for: the ACK of a GO, the
+ *   FH3  nothing follows what the model accounts for: the ACK of a GO, the
  *       export reply, the ACK of ABORT, the last complete option.
- *   C4  on entering transmission the result names the right export, with
+ *   FH4  on entering transmission the result names the right export, with
  *       its flags (SEND_DF iff structured replies), and base:allocation
  *       only if SET selected it for that very export (H6).
  */
@@ -244,7 +244,7 @@ static bool has_nul(const uint8_t *s, size_t n)
 	return memchr(s, 0, n) != NULL;
 }
 
-/* C2: one NBD_REP_INFO payload. */
+/* FH2: one NBD_REP_INFO payload. */
 static void check_info(const uint8_t *d, uint32_t len)
 {
 	uint32_t min, pref, max;
@@ -294,7 +294,7 @@ struct answer {
 	uint32_t name_len, desc_len;
 };
 
-/* C2: the replies to option opt, up to its final ACK or error. */
+/* FH2: the replies to option opt, up to its final ACK or error. */
 static void read_answer(struct out *w, uint32_t opt, struct answer *a)
 {
 	memset(a, 0, sizeof *a);
@@ -415,7 +415,7 @@ static bool info_asked(const uint8_t *d, uint32_t namelen, uint16_t n_info,
 }
 
 /*
- * C2: NBD_INFO_NAME and _DESCRIPTION come when asked for (a description
+ * FH2: NBD_INFO_NAME and _DESCRIPTION come when asked for (a description
  * only if the export has one), hold the export's strings, and come no
  * more than once.  Unknown info requests are ignored.
  */
@@ -440,7 +440,7 @@ static void check_info_strings(const struct answer *a, const struct export *exp,
 	}
 }
 
-/* C4: the result of entering transmission on exp. */
+/* FH4: the result of entering transmission on exp. */
 static void check_result(const struct hs_result *res, struct export *exp,
 			 bool structured, struct export *meta_exp)
 {
@@ -458,7 +458,7 @@ static void check_result(const struct hs_result *res, struct export *exp,
 }
 
 /*
- * C1-C4: replay the client's bytes through a model of the negotiation
+ * FH1-FH4: replay the client's bytes through a model of the negotiation
  * and walk the server's output alongside.  Returns with every byte of
  * output accounted for.
  */
@@ -589,7 +589,7 @@ static void check_session(const uint8_t *in, size_t in_len, const uint8_t *o,
 			if (opt == NBD_OPT_GO) {
 				check(ret == 0);
 				check_result(res, exp, structured, meta_exp);
-				goto end; /* C3: transmission */
+				goto end; /* FH3: transmission */
 			}
 			break;
 		case NBD_OPT_LIST_META_CONTEXT:
@@ -625,7 +625,7 @@ static void check_session(const uint8_t *in, size_t in_len, const uint8_t *o,
 		}
 	}
 end:
-	/* C3: nothing more than the model accounts for. */
+	/* FH3: nothing more than the model accounts for. */
 	check(w.pos == w.len);
 }
 
@@ -650,7 +650,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(errno == EINTR);
 	close(sv[1]);
 
-	/* C1 */
+	/* FH1 */
 	check(ret == 0 || ret == -ECONNRESET || ret == -EPROTO ||
 	      ret == -ENOENT);
 	if (p->out_len < OUT_MAX)

@@ -18,24 +18,24 @@
  *
  * What each message goes through, with the checks (abort() on failure):
  *   Requests: proto_decode_request(); the fields re-encode to the same 28
- *     bytes (P1).  proto_validate_request() against each view of
+ *     bytes (FP1).  proto_validate_request() against each view of
  *     views[] (negotiated states from bare to everything, read-only,
  *     empty and huge exports): the answer is 0 or one of the documented
- *     errors, and an accepted request obeys the rules of proto.h (P2);
- *     the answer maps to an NBD error in the NBD set (P3).  Then the
+ *     errors, and an accepted request obeys the rules of proto.h (FP2);
+ *     the answer maps to an NBD error in the NBD set (FP3).  Then the
  *     replies the server could send for it are encoded and decoded back:
- *     simple, chunk, OFFSET_DATA, OFFSET_HOLE, BLOCK_STATUS + extent (P4).
- *     Any int (here from the cookie) maps to an NBD error too (P3).
+ *     simple, chunk, OFFSET_DATA, OFFSET_HOLE, BLOCK_STATUS + extent (FP4).
+ *     Any int (here from the cookie) maps to an NBD error too (FP3).
  *   Options: proto_decode_option().  INFO/GO data through
- *     proto_parse_info_opt() and every proto_info_request() (P5);
+ *     proto_parse_info_opt() and every proto_info_request() (FP5);
  *     LIST/SET_META_CONTEXT data through proto_parse_meta_opt(), whose
  *     callback must see only whole queries inside the data, as many as it
  *     said, covering the data to its last byte, and none at all when it
- *     fails (P6).  The data of any option,
+ *     fails (FP6).  The data of any option,
  *     taken as a string, goes through the string encoders: the error
  *     chunk (capped at 4096 bytes, never cut inside a UTF-8 sequence),
- *     NBD_REP_META_CONTEXT and NBD_REP_SERVER (P7).  The option's fields
- *     also go through the handshake encoders, which must decode back (P4).
+ *     NBD_REP_META_CONTEXT and NBD_REP_SERVER (FP7).  The option's fields
+ *     also go through the handshake encoders, which must decode back (FP4).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -91,7 +91,7 @@ static const struct proto_view views[] = {
 
 /* --- Requests --- */
 
-/* P2: an accepted request obeys every rule of proto_validate_request(). */
+/* FP2: an accepted request obeys every rule of proto_validate_request(). */
 static void check_accepted(const struct nbd_request *r,
 			   const struct proto_view *v)
 {
@@ -150,7 +150,7 @@ static void check_accepted(const struct nbd_request *r,
 	check(r->offset <= v->size && r->length <= v->size - r->offset);
 }
 
-/* P3: any errno, of either sign, maps into the NBD set. */
+/* FP3: any errno, of either sign, maps into the NBD set. */
 static void check_nbd_error(int err, bool fast_zero)
 {
 	uint32_t e = proto_nbd_error(err, fast_zero);
@@ -162,7 +162,7 @@ static void check_nbd_error(int err, bool fast_zero)
 	check(e != NBD_ENOTSUP || fast_zero);
 }
 
-/* P4: a reply header decodes back to what was encoded. */
+/* FP4: a reply header decodes back to what was encoded. */
 static void check_chunk(const uint8_t *b, uint16_t flags, uint16_t type,
 			uint64_t cookie, uint32_t len)
 {
@@ -226,7 +226,7 @@ static void do_request(const uint8_t *h)
 	check(proto_decode_request(h, &r) == 0);
 	check(proto_cmd_name(r.type) != NULL);
 
-	/* P1: nothing lost or moved. */
+	/* FP1: nothing lost or moved. */
 	proto_put_be32(again, NBD_REQUEST_MAGIC);
 	proto_put_be16(again + 4, r.flags);
 	proto_put_be16(again + 6, r.type);
@@ -241,7 +241,7 @@ static void do_request(const uint8_t *h)
 		const struct proto_view *v = &views[i];
 		int ret = proto_validate_request(&r, v);
 
-		/* P2 */
+		/* FP2 */
 		check(ret == 0 || ret == -EINVAL || ret == -ENOSPC ||
 		      ret == -EPERM);
 		if (ret == 0)
@@ -257,7 +257,7 @@ static void do_request(const uint8_t *h)
 		if (i == 0)
 			encode_replies(&r, ret);
 	}
-	/* P3 again, on errnos no validation returns (the cookie's halves). */
+	/* FP3 again, on errnos no validation returns (the cookie's halves). */
 	check_nbd_error((int)r.cookie, r.flags & NBD_CMD_FLAG_FAST_ZERO);
 	check_nbd_error((int)(r.cookie >> 32), r.flags & 1);
 }
@@ -272,7 +272,7 @@ struct meta_seen {
 	uint32_t sum;
 };
 
-/* P6: the query lies within the option data; read every byte of it. */
+/* FP6: the query lies within the option data; read every byte of it. */
 static void meta_cb(const char *q, uint32_t qlen, void *opaque)
 {
 	struct meta_seen *m = opaque;
@@ -287,7 +287,7 @@ static void meta_cb(const char *q, uint32_t qlen, void *opaque)
 	m->used += 4 + (uint64_t)qlen;
 }
 
-/* P7: the option data, as a C string, through the string encoders. */
+/* FP7: the option data, as a C string, through the string encoders. */
 static void do_strings(const uint8_t *d, uint32_t len)
 {
 	char *s = malloc((size_t)len + 1);
@@ -335,7 +335,7 @@ static void do_strings(const uint8_t *d, uint32_t len)
 }
 
 /*
- * P4 for the handshake encoders, on values taken from the option: each
+ * FP4 for the handshake encoders, on values taken from the option: each
  * writes exactly what it returns, into a buffer of exactly that size.
  */
 static void encode_handshake(uint32_t opt, uint32_t hlen, uint64_t v)
@@ -394,7 +394,7 @@ static void do_option(const uint8_t *h, const uint8_t *d, uint32_t len)
 		check(ret == 0 || ret == -EINVAL);
 		if (ret)
 			break;
-		/* P5: name, count and every request inside the data. */
+		/* FP5: name, count and every request inside the data. */
 		check((const uint8_t *)name == d + 4);
 		check((uint64_t)4 + namelen + 2 + 2 * (uint64_t)n_info == len);
 		check(proto_get_be16(d + 4 + namelen) == n_info);
@@ -408,7 +408,7 @@ static void do_option(const uint8_t *h, const uint8_t *d, uint32_t len)
 					   meta_cb, &m);
 		check(ret == 0 || ret == -EINVAL);
 		if (ret) {
-			check(m.calls == 0); /* P6 */
+			check(m.calls == 0); /* FP6 */
 			break;
 		}
 		check((const uint8_t *)name == d + 4);

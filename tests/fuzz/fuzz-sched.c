@@ -19,28 +19,28 @@
  *
  * The scheduler's own asserts are on (b_ndebug=if-release).  The harness
  * checks each event against the rules at the top of src/engine/sched.c:
- *   S1  a request is RUN at most once, replied exactly once, never RUN
+ *   FS1  a request is RUN at most once, replied exactly once, never RUN
  *       after its reply, and a READ or WRITE that was RUN replies only
  *       after it completed; a FLUSH or NOP is never RUN; at most one sync
  *       is in flight; at the end nothing is pending.
- *   S2  (R2) a WRITE RUNs with dsync iff it has FUA and the mode is not
+ *   FS2  (R2) a WRITE RUNs with dsync iff it has FUA and the mode is not
  *       unsafe; a non-dsync request replies with its completion's result.
- *   S3  (R3, R6) a request does not RUN while an earlier request that
+ *   FS3  (R3, R6) a request does not RUN while an earlier request that
  *       conflicts with it has not completed.  Conflict is judged on the
  *       plain ranges [off, off+len), which are inside the effective ones,
  *       so this is a necessary condition.
- *   S4  (R4) in barrier mode nothing RUNs while an earlier FLUSH is not
+ *   FS4  (R4) in barrier mode nothing RUNs while an earlier FLUSH is not
  *       replied, and a FLUSH's sync starts only when every earlier
  *       request has completed.
- *   S5  (R1) a FLUSH replied with success in sync or barrier mode was
+ *   FS5  (R1) a FLUSH replied with success in sync or barrier mode was
  *       covered by a successful sync that started after it arrived.
- *   S6  (R5) sched_failed() is true exactly after a failed sync or dsync
+ *   FS6  (R5) sched_failed() is true exactly after a failed sync or dsync
  *       write; from then on every WRITE and FLUSH submitted is replied EIO
  *       at once, and no FLUSH or dsync WRITE is replied with success.
- *   S7  (R5) a FLUSH or dsync WRITE replied with success: its sync, and
+ *   FS7  (R5) a FLUSH or dsync WRITE replied with success: its sync, and
  *       every sync or dsync write that started before that one completed,
  *       has completed without error.
- *   S8  (R5) a request ended by sched_fail() is replied with its error,
+ *   FS8  (R5) a request ended by sched_fail() is replied with its error,
  *       latches nothing, and its dsync op, which never synced, holds up no
  *       other op's retirement.
  */
@@ -72,7 +72,7 @@ struct t_req {
 	struct sched_req r;
 	enum st st;
 	uint64_t end; /* off + len, saturated */
-	uint32_t epoch; /* syncs started before it arrived (S5) */
+	uint32_t epoch; /* syncs started before it arrived (FS5) */
 	uint32_t sync_no; /* FLUSH: number of the sync that covered it */
 	unsigned int op; /* dsync WRITE or FLUSH: its sync op, 1-based */
 	int res; /* given at COMPLETE */
@@ -83,7 +83,7 @@ struct t_req {
 struct t_op {
 	uint32_t start, done_at; /* on the harness's clock, as in sched.c */
 	bool done;
-	bool withdrawn; /* its request failed before syncing (S8) */
+	bool withdrawn; /* its request failed before syncing (FS8) */
 	int res;
 };
 
@@ -96,7 +96,7 @@ static struct {
 	uint32_t clock;
 	unsigned int sync_op; /* the batch sync in flight, 1-based, or 0 */
 	uint32_t syncs; /* syncs started */
-	bool failed; /* a sync or dsync write failed (S6) */
+	bool failed; /* a sync or dsync write failed (FS6) */
 } h;
 
 static unsigned int op_issue(void)
@@ -120,7 +120,7 @@ static void op_done(unsigned int i, int res)
 }
 
 /*
- * S7 (R5): a success claimed by op i is only true if every sync op that
+ * FS7 (R5): a success claimed by op i is only true if every sync op that
  * overlapped it in time, i.e. started before it completed, has completed
  * and succeeded: Linux reports a writeback error to only one of them.
  */
@@ -158,24 +158,24 @@ static void on_run(struct t_req *t)
 {
 	unsigned int i;
 
-	/* S1 */
+	/* FS1 */
 	check(t->st == ST_SUBMITTED);
 	check(t->r.kind == SCHED_READ || t->r.kind == SCHED_WRITE);
 	t->st = ST_RUN;
 	t->dsync = t->r.dsync;
 	if (t->dsync)
 		t->op = op_issue();
-	/* S2 */
+	/* FS2 */
 	check(t->dsync == (t->r.kind == SCHED_WRITE && t->r.fua &&
 			   h.s.flush != FLUSH_UNSAFE));
 
 	for (i = 0; &h.req[i] != t; i++) {
 		const struct t_req *e = &h.req[i];
 
-		/* S3 */
+		/* FS3 */
 		if (e->st == ST_SUBMITTED || e->st == ST_RUN)
 			check(!plain_conflict(e, t));
-		/* S4 */
+		/* FS4 */
 		if (h.s.flush == FLUSH_BARRIER && e->r.kind == SCHED_FLUSH)
 			check(e->st == ST_REPLIED);
 	}
@@ -185,20 +185,20 @@ static void on_reply(struct t_req *t)
 {
 	int status = t->r.status;
 
-	/* S1 */
+	/* FS1 */
 	check(t->st != ST_REPLIED);
 	check(t->st != ST_RUN);
 	if (t->st == ST_COMPLETED && !t->dsync)
-		check(status == t->res); /* S2 */
+		check(status == t->res); /* FS2 */
 	if (t->st == ST_COMPLETED && t->dsync && t->op &&
 	    h.ops[t->op - 1].withdrawn)
-		check(status == t->res); /* S8 */
+		check(status == t->res); /* FS8 */
 	if (t->st == ST_SUBMITTED)
 		check(t->r.kind == SCHED_FLUSH || t->r.kind == SCHED_NOP ||
 		      (t->r.kind == SCHED_WRITE && status == -EIO));
 	t->st = ST_REPLIED;
 
-	/* S5, S7 */
+	/* FS5, FS7 */
 	if (t->r.kind == SCHED_FLUSH && status == 0 &&
 	    h.s.flush != FLUSH_UNSAFE) {
 		check(t->op && t->sync_no > t->epoch);
@@ -206,7 +206,7 @@ static void on_reply(struct t_req *t)
 	}
 	if (t->dsync && status == 0)
 		check_retired(t->op);
-	/* S6 */
+	/* FS6 */
 	if (h.failed && (t->r.kind == SCHED_FLUSH || t->dsync))
 		check(status != 0);
 }
@@ -216,7 +216,7 @@ static void on_sync_start(void)
 	unsigned int i;
 	const struct list_node *n;
 
-	/* S1 */
+	/* FS1 */
 	check(!h.sync_op);
 	h.sync_op = op_issue();
 	h.syncs++;
@@ -232,7 +232,7 @@ static void on_sync_start(void)
 		t->op = h.sync_op;
 		t->sync_no = h.syncs;
 	}
-	/* S4: the running batch's FLUSH waited for everything before it. */
+	/* FS4: the running batch's FLUSH waited for everything before it. */
 	if (h.s.flush == FLUSH_BARRIER) {
 		for (i = 0; i < h.n; i++) {
 			const struct t_req *e = &h.req[i];
@@ -261,7 +261,7 @@ static void drain(struct sched_out *o)
 	}
 	if (o->sync)
 		on_sync_start();
-	/* S6: the latch is on exactly when a sync or dsync write failed. */
+	/* FS6: the latch is on exactly when a sync or dsync write failed. */
 	check(sched_failed(&h.s) == h.failed);
 }
 
@@ -289,7 +289,7 @@ static void submit(uint8_t op, uint8_t b_off, uint8_t b_len)
 		t->end = UINT64_MAX;
 	t->epoch = h.syncs;
 	t->st = ST_SUBMITTED;
-	/* S6: refused at once, before any event of this call is seen. */
+	/* FS6: refused at once, before any event of this call is seen. */
 	refused = h.failed &&
 		  (t->r.kind == SCHED_WRITE || t->r.kind == SCHED_FLUSH);
 
@@ -321,7 +321,7 @@ static bool complete(uint8_t pick, int res, bool early)
 	t->st = ST_COMPLETED;
 	sched_out_init(&o);
 	if (early) {
-		/* S8: no sync ran; the op is as if never issued. */
+		/* FS8: no sync ran; the op is as if never issued. */
 		t->res = -EINVAL;
 		if (t->dsync) {
 			h.ops[t->op - 1].withdrawn = true;
@@ -399,7 +399,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!moved)
 			break;
 	}
-	/* S1 */
+	/* FS1 */
 	check(sched_pending(&h.s) == 0);
 	check(!h.sync_op);
 	for (i = 0; i < h.n; i++)
