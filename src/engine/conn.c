@@ -388,7 +388,7 @@ void conn_maybe_close(struct conn *c)
 void conn_start(struct queue *q, const struct pending_conn *p)
 {
 	struct conn *c = calloc(1, sizeof *c);
-	struct export *exp = p->hs.exp;
+	struct export *exp = p->params.exp;
 
 	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
 		log_msg("out of memory for a new connection");
@@ -404,13 +404,13 @@ void conn_start(struct queue *q, const struct pending_conn *p)
 	c->exp = exp;
 	c->view = (struct proto_view){
 		.size = exp->size,
-		.tflags = p->hs.tflags,
+		.tflags = p->params.tflags,
 		.min_block = exp->min_block,
 		.max_payload = exp->max_payload,
-		.structured = p->hs.structured,
-		.meta_alloc = p->hs.meta_alloc,
+		.structured = p->params.structured,
+		.meta_alloc = p->params.meta_alloc,
 	};
-	c->meta_id = p->hs.meta_alloc_id;
+	c->meta_id = p->params.meta_alloc_id;
 	c->recv_cb.fn = on_recv;
 	c->send_cb.fn = on_send;
 	list_init(&c->txq);

@@ -135,13 +135,8 @@ void export_sync_start(struct export *exp, struct queue *q)
 		return;
 	}
 	if (unlikely(delay)) {
-		struct io_uring_sqe *sqe;
-
 		es->delay_cb.fn = on_delay;
-		es->ts.tv_sec = delay / 1000;
-		es->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
-		sqe = queue_sqe(q, &es->delay_cb);
-		io_uring_prep_timeout(sqe, &es->ts, 0, 0);
+		queue_timer(q, &es->delay_cb, &es->ts, delay);
 		return;
 	}
 	sync_now(es);

@@ -14,7 +14,7 @@
 
 #include "engine/backend.h"
 #include "engine/sched.h"
-#include "serve/handshake.h"
+#include "engine/server.h"
 #include "util/list.h"
 
 struct conn;
@@ -26,7 +26,7 @@ struct pending_conn {
 	struct list_node node;
 	int fd;
 	bool tcp;
-	struct hs_result hs;
+	struct conn_params params;
 };
 
 struct queue {
@@ -63,6 +63,11 @@ void queue_run(struct queue *q, struct req *r);
  * IORING_OP_MSG_RING from q (E3, R3 releases, R1 batches).
  */
 void queue_handoff(struct queue *q, struct req *r, struct queue *to);
+
+/* An injected delay (tests): cb runs on q after ms milliseconds; ts must
+   live until then. */
+void queue_timer(struct queue *q, struct ring_cb *cb,
+		 struct __kernel_timespec *ts, unsigned int ms);
 
 /* The connection has replies to send / may be finished. */
 void queue_mark_dirty(struct queue *q, struct conn *c);

@@ -323,13 +323,8 @@ static void start_io(struct queue *q, struct req *r)
 			return;
 		}
 		if (delay) {
-			struct io_uring_sqe *sqe;
-
 			r->delay_cb.fn = on_delay;
-			r->ts.tv_sec = delay / 1000;
-			r->ts.tv_nsec = (long long)(delay % 1000) * 1000000;
-			sqe = queue_sqe(q, &r->delay_cb);
-			io_uring_prep_timeout(sqe, &r->ts, 0, 0);
+			queue_timer(q, &r->delay_cb, &r->ts, delay);
 			return;
 		}
 	}

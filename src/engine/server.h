@@ -11,7 +11,18 @@
 #include <stdint.h>
 
 #include "engine/export.h"
-#include "serve/tls.h"
+
+struct tls_ctx; /* serve/tls.h: the engine only carries it */
+
+/* What a connection negotiated that transmission needs (the handshake
+   fills it in serve/). */
+struct conn_params {
+	struct export *exp; /* the export chosen by GO / EXPORT_NAME */
+	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
+	bool meta_alloc; /* base:allocation was selected for exp */
+	uint32_t meta_alloc_id; /* its context id */
+	uint16_t tflags; /* transmission flags sent to the client */
+};
 
 struct server {
 	struct export **exports; /* exports[0] is the default export */

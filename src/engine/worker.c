@@ -116,6 +116,14 @@ struct io_uring_sqe *queue_sqe_idle(struct queue *q, struct ring_cb *cb)
 	return sqe;
 }
 
+void queue_timer(struct queue *q, struct ring_cb *cb,
+		 struct __kernel_timespec *ts, unsigned int ms)
+{
+	ts->tv_sec = ms / 1000;
+	ts->tv_nsec = (long long)(ms % 1000) * 1000000;
+	io_uring_prep_timeout(queue_sqe(q, cb), ts, 0, 0);
+}
+
 void queue_handoff(struct queue *q, struct req *r, struct queue *to)
 {
 	struct io_uring_sqe *sqe = get_sqe(q);
@@ -429,7 +437,7 @@ int workers_start(struct server *srv)
 	return 0;
 }
 
-void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
+void workers_add_conn(int fd, const struct conn_params *params, bool tcp)
 {
 	struct queue *q = &queues[atomic_fetch_add(&next_queue, 1) % n_queues];
 	struct pending_conn *p = calloc(1, sizeof *p);
@@ -442,7 +450,7 @@ void workers_add_conn(int fd, const struct hs_result *hs, bool tcp)
 	}
 	p->fd = fd;
 	p->tcp = tcp;
-	p->hs = *hs;
+	p->params = *params;
 	pthread_mutex_lock(&q->lock);
 	list_add_tail(&q->incoming, &p->node);
 	pthread_mutex_unlock(&q->lock);

@@ -6,7 +6,6 @@
 #ifndef LOOPD_WORKER_H
 #define LOOPD_WORKER_H
 
-#include "serve/handshake.h"
 #include "engine/server.h"
 
 /* Start the worker threads.  Returns 0 or -errno. */
@@ -17,7 +16,7 @@ int workers_start(struct server *srv);
  * handshake threads.  Takes ownership of fd and of the connection's
  * admission (server_admit), which is released when the connection closes.
  */
-void workers_add_conn(int fd, const struct hs_result *hs, bool tcp);
+void workers_add_conn(int fd, const struct conn_params *params, bool tcp);
 
 /*
  * Shutdown (E4): workers_stop() makes every worker stop reading requests,

@@ -253,12 +253,12 @@ static void fill_result(struct hs *hs, struct export *exp)
 {
 	struct hs_result *res = hs->res;
 
-	res->exp = exp;
-	res->structured = hs->structured;
+	res->conn.exp = exp;
+	res->conn.structured = hs->structured;
 	/* H6: a selection made for another export does not apply. */
-	res->meta_alloc = hs->meta_exp == exp;
-	res->meta_alloc_id = res->meta_alloc ? META_ALLOC_ID : 0;
-	res->tflags = handshake_tflags(exp, hs->structured);
+	res->conn.meta_alloc = hs->meta_exp == exp;
+	res->conn.meta_alloc_id = res->conn.meta_alloc ? META_ALLOC_ID : 0;
+	res->conn.tflags = handshake_tflags(exp, hs->structured);
 }
 
 /* --- One handler per option --- */
@@ -288,7 +288,7 @@ static int opt_export_name(struct hs *hs)
 	if (!server_admit(hs->srv))
 		return -ESHUTDOWN;
 	fill_result(hs, exp);
-	n = proto_encode_export_name_reply(buf, exp->size, hs->res->tflags,
+	n = proto_encode_export_name_reply(buf, exp->size, hs->res->conn.tflags,
 					   hs->no_zeroes);
 	ret = hs_write(hs, buf, n, false);
 	if (ret) {
@@ -429,6 +429,14 @@ static struct export *find_named_export(struct hs *hs, const char *oname,
 	return exp;
 }
 
+/* An option whose data does not parse (H2: it was read whole). */
+static int refuse_malformed(struct hs *hs, const char *oname)
+{
+	log_msg("client sent a malformed %s (%u bytes)", oname, hs->len);
+	return send_error(hs, NBD_REP_ERR_INVALID, "malformed %s request",
+			  oname);
+}
+
 /* H9: the server is stopping; the option is refused, the connection ends. */
 static int refuse_shutdown(struct hs *hs)
 {
@@ -456,12 +464,8 @@ static int opt_info_go(struct hs *hs)
 	int ret;
 
 	ret = proto_parse_info_opt(hs->data, hs->len, &name, &namelen, &n_info);
-	if (ret < 0) {
-		log_msg("client sent a malformed %s (%u bytes)", oname,
-			hs->len);
-		return send_error(hs, NBD_REP_ERR_INVALID,
-				  "malformed %s request", oname);
-	}
+	if (ret < 0)
+		return refuse_malformed(hs, oname);
 	exp = find_named_export(hs, oname, name, namelen, &ret);
 	if (!exp)
 		return ret;
@@ -497,7 +501,7 @@ static int opt_info_go(struct hs *hs)
 		log_msg("client: transmission on '%s' (structured %d, "
 			"base:allocation %d)",
 			show(exp->name, strlen(exp->name), s), hs->structured,
-			hs->res->meta_alloc);
+			hs->res->conn.meta_alloc);
 	return OPT_DONE;
 }
 
@@ -579,12 +583,8 @@ static int opt_meta_context(struct hs *hs)
 				  "negotiate structured replies first");
 	}
 	if (proto_parse_meta_opt(hs->data, hs->len, &name, &namelen, &n_queries,
-				 meta_query, &m) < 0) {
-		log_msg("client sent a malformed %s (%u bytes)", oname,
-			hs->len);
-		return send_error(hs, NBD_REP_ERR_INVALID,
-				  "malformed %s request", oname);
-	}
+				 meta_query, &m) < 0)
+		return refuse_malformed(hs, oname);
 	exp = find_named_export(hs, oname, name, namelen, &ret);
 	if (!exp)
 		return ret;

@@ -12,11 +12,7 @@
 #include "serve/tls.h"
 
 struct hs_result {
-	struct export *exp; /* the export chosen by GO / EXPORT_NAME */
-	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
-	bool meta_alloc; /* base:allocation was selected for exp */
-	uint32_t meta_alloc_id; /* its context id */
-	uint16_t tflags; /* transmission flags sent to the client */
+	struct conn_params conn; /* for the engine (engine/server.h) */
 	struct tls_conn *tls; /* non-NULL if the client started TLS */
 };
 

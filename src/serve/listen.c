@@ -265,7 +265,7 @@ static void *handshake_thread(void *arg)
 			a.fd = plain;
 			a.tcp = false;
 		}
-		workers_add_conn(a.fd, &res, a.tcp);
+		workers_add_conn(a.fd, &res.conn, a.tcp);
 	} else {
 		/* Free the slot first: the client may reconnect on EOF. */
 		atomic_fetch_sub(&a.srv->n_conns, 1);

@@ -444,17 +444,17 @@ static void check_info_strings(const struct answer *a, const struct export *exp,
 static void check_result(const struct hs_result *res, struct export *exp,
 			 bool structured, struct export *meta_exp)
 {
-	uint16_t f = res->tflags;
+	uint16_t f = res->conn.tflags;
 
-	check(res->exp == exp);
-	check(res->structured == structured);
+	check(res->conn.exp == exp);
+	check(res->conn.structured == structured);
 	check(f == handshake_tflags(exp, structured));
 	check(f & NBD_FLAG_HAS_FLAGS);
 	check(!!(f & NBD_FLAG_SEND_DF) == structured);
 	check(!!(f & NBD_FLAG_READ_ONLY) == exp->read_only);
 	/* H6: only a selection made for this export counts. */
-	check(res->meta_alloc == (meta_exp == exp));
-	check(res->meta_alloc_id == (res->meta_alloc ? 1u : 0u));
+	check(res->conn.meta_alloc == (meta_exp == exp));
+	check(res->conn.meta_alloc_id == (res->conn.meta_alloc ? 1u : 0u));
 }
 
 /*
@@ -530,7 +530,8 @@ static void check_session(const uint8_t *in, size_t in_len, const uint8_t *o,
 			check(ret == 0);
 			check_result(res, exp, structured, meta_exp);
 			n = proto_encode_export_name_reply(
-				want_reply, exp->size, res->tflags, no_zeroes);
+				want_reply, exp->size, res->conn.tflags,
+				no_zeroes);
 			check(w.len - w.pos >= n);
 			check(memcmp(w.o + w.pos, want_reply, n) == 0);
 			w.pos += n;
