@@ -11,8 +11,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The linker's names for the section's bounds: reserved, and the only way
+   to reach them. */
+/* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 extern const struct backend_ops *const __start_loopd_backends[]
 	__attribute__((weak));
+/* NOLINTNEXTLINE(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 extern const struct backend_ops *const __stop_loopd_backends[]
 	__attribute__((weak));
 

@@ -339,7 +339,7 @@ static int encode_extents(struct req *r)
 		max = (r->nr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : MAX_EXTENTS;
 	struct proto_extent *raw, *out;
 
-	raw = malloc((size_t)(r->io.n_ext + max) * sizeof *raw);
+	raw = calloc((size_t)r->io.n_ext + max, sizeof *raw);
 	r->ext = malloc((size_t)max * 8);
 	if (!raw || !r->ext) {
 		free(raw);

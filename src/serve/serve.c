@@ -128,12 +128,14 @@ static int add_export(const struct serve_config *cfg, const char *arg)
 	}
 	exports = /* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		realloc(srv.exports, (srv.n_exports + 1) * sizeof *srv.exports);
+	if (exports)
+		srv.exports = exports; /* the old array is gone either way */
 	if (!exports ||
 	    export_create(name, b, cfg->exp.order, cfg->exp.flush, &exp) < 0) {
 		log_msg("out of memory");
+		b->ops->close(b);
 		return -1;
 	}
-	srv.exports = exports;
 	srv.exports[srv.n_exports++] = exp;
 	return 0;
 }

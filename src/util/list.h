@@ -55,8 +55,14 @@ static inline void list_add_head(struct list_node *head, struct list_node *n)
 	list_insert(head, n, head->next);
 }
 
+/*
+ * The static analyzer cannot follow the aliasing of an intrusive list: it
+ * does not see that a node just unlinked (and maybe freed) is no longer
+ * head->next.  The two NOLINTs below are for that, and only that.
+ */
 static inline void list_del(struct list_node *n)
 {
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): see above */
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	n->next = n->prev = NULL;
@@ -65,6 +71,7 @@ static inline void list_del(struct list_node *n)
 /* The first node, or NULL when the list is empty. */
 static inline struct list_node *list_first(const struct list_node *head)
 {
+	/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): see list_del() */
 	return list_empty(head) ? NULL : head->next;
 }
 
