@@ -351,6 +351,11 @@ static void match_replies(struct crash_plan *p, struct match *m, size_t nm,
 	}
 }
 
+/*
+ * The writes, flushes and marks of a trace, with each reply matched to its
+ * request.  A little over 80 lines: counting, then one pass over the
+ * records, each kind in a line or two.
+ */
 static int collect(struct crash_plan *p, const struct trace_rec *recs, size_t n,
 		   struct flush **flushes_out, uint32_t *n_fl, const char **why)
 {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* log.c: the one logger: one line on stderr per message (log.h). */
 #include "util/log.h"
 
 #include <stdarg.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+/* size.c: parsing and printing byte sizes (size.h). */
 #include "util/size.h"
 
 #include <ctype.h>
