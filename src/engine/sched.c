@@ -27,12 +27,12 @@
  *     export.  If none is running the waiting batch becomes the running
  *     batch at once and the call sets out->sync.  FLUSHes that arrive while
  *     a sync runs wait for the NEXT sync, because the running one may have
- *     started before writes they must cover were replied; the next sync
- *     starts as soon as the running one completes (group commit: many
- *     flushes, one sync).  Writes need no tracking: the caller replies to
- *     a write only after its I/O completed, and the sync is issued after
- *     the FLUSH arrived, so it covers the write.  A write still in flight
- *     when the FLUSH arrives is not covered and does not hold it.
+ *     started before writes they must cover were replied (unless R7 shows
+ *     that it did not); the next sync starts as soon as the running one
+ *     completes (group commit: many flushes, one sync).  The caller
+ *     replies to a write only after its I/O completed, and a sync issued
+ *     after the FLUSH arrived covers it.  A write still in flight when the
+ *     FLUSH arrives is not covered and does not hold it.
  *
  * R2  FUA.  A WRITE (also TRIM, WRITE_ZEROES) with fua is RUN with
  *     r->dsync: the caller uses RWF_DSYNC, or for fallocate issues an
@@ -84,6 +84,29 @@
  *     conflict iff their effective ranges intersect and either both are
  *     WRITEs and one has rmw (the rmw would write back stale bytes of the
  *     other), or one is strict (BLOCK_STATUS) and the other is a WRITE.
+ *
+ * R7  Syncs that are already enough (FLUSH_SYNC only).  s->wdone counts the
+ *     writes (WRITE, TRIM, WRITE_ZEROES) that completed, and a batch sync
+ *     notes its value when it is issued (op.wmark).  Every write replied
+ *     before a FLUSH arrived completed before then, so a sync issued when
+ *     wdone already had its value at the FLUSH's arrival covers the FLUSH:
+ *     - Join: a runnable FLUSH joins the RUNNING sync's batch when no write
+ *       completed since that sync was issued (wdone == s->sync_wmark).
+ *     - Clean: a runnable FLUSH is replied 0 at once, with no sync, when
+ *       the last batch sync that retired with success (R5) was issued at
+ *       the current wdone: every write that ever completed is durable.
+ *       Until one has, s->durable_wmark is UINT64_MAX, so the first FLUSH
+ *       always syncs.
+ *     - Early: with sched_set_early() on, when the clients have been
+ *       flushing after about every write (a moving average of at most
+ *       EARLY_WPF16 / 16 writes between FLUSHes, and no more than EARLY_RUN
+ *       since the last one), the completion of the last pending write
+ *       starts a batch sync with no FLUSH yet (op.req NULL).
+ *       The FLUSH that follows joins it, and its wait overlaps the round
+ *       trip of the write's reply and the FLUSH.  A wrong guess costs one
+ *       sync that nobody waits for; it claims nothing.
+ *     The latch (R5) and retirement are unchanged: a joined FLUSH replies
+ *     at its sync's retirement, with its status.
  *
  * The conflict relation (conflicts()) is symmetric and depends only on
  * fields fixed at submit and on the mode, so it evaluates identically at
@@ -228,15 +251,31 @@ static void op_done(struct sched *s, struct sched_syncop *op, int res)
 	list_add_tail(&s->sync_done, &op->node);
 }
 
-/* R1: the waiting batch becomes the running batch; one fdatasync. */
+static void release(struct sched *s, const struct sched_req *r,
+		    struct list_node *first, struct sched_out *o);
+
+/* R1, R7: issue op as the running batch sync; one fdatasync. */
+static void sync_issue(struct sched *s, struct sched_syncop *op,
+		       struct sched_req *leader, struct sched_out *o)
+{
+	assert(!s->sync_running);
+	op_issue(s, op, leader);
+	op->wmark = s->wdone;
+	s->sync_wmark = s->wdone;
+	s->run_op = op;
+	s->sync_running = true;
+	s->stats.syncs++;
+	o->sync = true;
+}
+
+/* R1: the waiting batch becomes the running batch. */
 static void sync_start(struct sched *s, struct sched_out *o)
 {
 	struct sched_req *leader =
 		list_entry(s->batch_wait.next, struct sched_req, batch_node);
 	struct list_node *n;
 
-	assert(!s->sync_running && !list_empty(&s->batch_wait));
-	s->batch_run = leader;
+	assert(!list_empty(&s->batch_wait));
 	/* R5: the batch's sync op, and so the batch, live in its first
 	   FLUSH. */
 	list_init(&leader->sync.batch);
@@ -245,19 +284,82 @@ static void sync_start(struct sched *s, struct sched_out *o)
 			RQ_BATCH_RUN;
 		list_add_tail(&leader->sync.batch, n);
 	}
-	op_issue(s, &leader->sync, leader);
-	s->sync_running = true;
-	s->stats.syncs++;
-	o->sync = true;
+	sync_issue(s, &leader->sync, leader, o);
 }
 
-/* R1: a runnable FLUSH joins the waiting batch. */
+/* R7: f needs no sync of its own; it leaves s->active replied. */
+static void flush_reply_now(struct sched *s, struct sched_req *f,
+			    struct sched_out *o)
+{
+	struct list_node *first = f->node.next;
+
+	list_del(&f->node);
+	reply(s, f, 0, o);
+	release(s, f, first, o);
+}
+
+/* R1, R7: a runnable FLUSH joins a batch, or needs none. */
 static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 {
+	if (s->flush == FLUSH_SYNC && s->durable_wmark == s->wdone) {
+		s->stats.flush_clean++;
+		flush_reply_now(s, f, o); /* R7 clean */
+		return;
+	}
+	if (s->flush == FLUSH_SYNC && s->sync_running &&
+	    s->sync_wmark == s->wdone) {
+		struct sched_syncop *op = s->run_op; /* R7 join */
+
+		s->stats.flush_joined++;
+		f->state = RQ_BATCH_RUN;
+		list_add_tail(&op->batch, &f->batch_node);
+		if (!op->req)
+			op->req = f;
+		return;
+	}
 	f->state = RQ_BATCH_WAIT;
 	list_add_tail(&s->batch_wait, &f->batch_node);
 	if (!s->sync_running)
 		sync_start(s, o);
+}
+
+/*
+ * R7 early: the moving average of writes between FLUSHes (x16) at or
+ * under which the last pending write's completion starts a sync.
+ */
+#define EARLY_WPF16 24 /* 1.5 writes per FLUSH */
+#define EARLY_RUN 2 /* more writes than this with no FLUSH: stop guessing */
+#define WPF_CAP 64 /* one long run of writes counts as this many */
+
+static void early_sync(struct sched *s, struct sched_out *o)
+{
+	if (!s->early_on || s->flush != FLUSH_SYNC || s->failed ||
+	    s->sync_running || s->w_pending || !s->w_since_flush ||
+	    s->w_since_flush > EARLY_RUN || s->wpf16 > EARLY_WPF16 ||
+	    s->durable_wmark == s->wdone || list_linked(&s->early.node))
+		return;
+	list_init(&s->early.batch);
+	sync_issue(s, &s->early, NULL, o);
+	s->stats.early_syncs++;
+}
+
+/* R7: a FLUSH arrived: fold the writes since the last one in. */
+static void count_flush(struct sched *s)
+{
+	uint32_t n = s->w_since_flush < WPF_CAP ? s->w_since_flush : WPF_CAP;
+
+	s->wpf16 = (s->wpf16 + n * 16) / 2;
+	s->w_since_flush = 0;
+}
+
+/* R7: a write left the scheduler's hands. */
+static void count_write_done(struct sched *s, const struct sched_req *r)
+{
+	if (r->kind != SCHED_WRITE)
+		return;
+	assert(s->w_pending > 0);
+	s->w_pending--;
+	s->wdone++;
 }
 
 /* r's conflicts have all completed: let it go. */
@@ -312,16 +414,18 @@ static void release(struct sched *s, const struct sched_req *r,
 
 /*
  * R5: a completed batch retires: its FLUSHes reply and leave s->active.
- * The batch is moved off its leader first: once replied, the leader is
- * not written again.
+ * The batch is moved off its op first: once replied, the leader that
+ * holds the op is not written again.
  */
-static void batch_retire(struct sched *s, struct sched_req *leader, int status,
+static void batch_retire(struct sched *s, struct sched_syncop *op, int status,
 			 struct sched_out *o)
 {
 	struct list_node batch, *n, *first;
 
+	if (status == 0)
+		s->durable_wmark = op->wmark; /* R7 */
 	list_init(&batch);
-	while ((n = list_pop(&leader->sync.batch)))
+	while ((n = list_pop(&op->batch)))
 		list_add_tail(&batch, n);
 	while ((n = list_pop(&batch))) {
 		struct sched_req *f =
@@ -357,16 +461,11 @@ static void retire(struct sched *s, struct sched_out *o)
 			break;
 		list_del(&op->node);
 		status = op->res ? op->res : s->failed ? -EIO : 0;
-		switch (op->req->kind) {
-		case SCHED_WRITE:
+		if (op->req && op->req->kind == SCHED_WRITE) {
 			assert(op->req->state == RQ_SYNCED);
 			reply(s, op->req, status, o); /* R2 */
-			break;
-		case SCHED_FLUSH:
-			batch_retire(s, op->req, status, o); /* R1 */
-			break;
-		default:
-			abort();
+		} else {
+			batch_retire(s, op, status, o); /* R1, R7 */
 		}
 	}
 }
@@ -379,10 +478,17 @@ void sched_init(struct sched *s, enum order_mode order, enum flush_mode flush,
 	s->order = order;
 	s->flush = flush;
 	s->align = align;
+	s->durable_wmark = UINT64_MAX; /* R7: no sync yet */
+	s->wpf16 = WPF_CAP * 16;
 	list_init(&s->active);
 	list_init(&s->batch_wait);
 	list_init(&s->sync_inflight);
 	list_init(&s->sync_done);
+}
+
+void sched_set_early(struct sched *s, bool on)
+{
+	s->early_on = on;
 }
 
 void sched_out_init(struct sched_out *o)
@@ -426,12 +532,15 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 			reply(s, r, 0, o); /* claims what it did not do */
 			return;
 		}
+		count_flush(s); /* R7 */
 		break;
 	case SCHED_WRITE:
 		if (s->failed) {
 			reply(s, r, -EIO, o); /* R5 */
 			return;
 		}
+		s->w_pending++; /* R7 */
+		s->w_since_flush++;
 		break;
 	case SCHED_READ:
 		break;
@@ -461,6 +570,7 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 
 	assert(r->state == RQ_RUN);
 	s->stats.completed++;
+	count_write_done(s, r); /* R7 */
 	if (r->dsync) {
 		/* R2, R5: the reply waits for retirement. */
 		r->state = RQ_SYNCED;
@@ -479,6 +589,7 @@ void sched_complete(struct sched *s, struct sched_req *r, int res,
 	first = r->node.next;
 	list_del(&r->node);
 	release(s, r, first, o);
+	early_sync(s, o); /* R7 */
 }
 
 void sched_fail(struct sched *s, struct sched_req *r, int err,
@@ -488,6 +599,7 @@ void sched_fail(struct sched *s, struct sched_req *r, int err,
 
 	assert(r->state == RQ_RUN && err < 0);
 	s->stats.completed++;
+	count_write_done(s, r); /* R7 */
 	if (r->dsync) {
 		/* R5: no sync ran; the op claims nothing and latches nothing.
 		   Others may have waited for it to retire. */
@@ -502,18 +614,18 @@ void sched_fail(struct sched *s, struct sched_req *r, int err,
 
 void sched_sync_done(struct sched *s, int res, struct sched_out *o)
 {
-	struct sched_req *leader = s->batch_run;
+	struct sched_syncop *op = s->run_op;
 	struct list_node *n;
 
-	assert(s->sync_running && leader);
-	s->batch_run = NULL;
+	assert(s->sync_running && op);
+	s->run_op = NULL;
 	s->sync_running = false;
-	list_for_each(n, &leader->sync.batch)
+	list_for_each(n, &op->batch)
 	{
 		list_entry(n, struct sched_req, batch_node)->state =
 			RQ_RETIRING;
 	}
-	op_done(s, &leader->sync, res);
+	op_done(s, op, res);
 	if (res)
 		latch(s); /* R5 */
 	retire(s, o);

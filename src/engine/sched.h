@@ -45,9 +45,11 @@ struct sched_syncop {
 	struct list_node batch; /* a batch sync: the FLUSHes it covers */
 	uint64_t start; /* clock at issue */
 	uint64_t done_at; /* clock at completion */
+	uint64_t wmark; /* a batch sync: s->wdone at issue (R7) */
 	int res; /* 0 or -errno */
 	struct sched_req *req; /* the FUA write, or the first FLUSH of the
-				  batch whose sync this is */
+				  batch whose sync this is; NULL for an early
+				  sync no FLUSH joined (R7) */
 };
 
 struct sched_req {
@@ -87,6 +89,9 @@ struct sched_out {
 
 struct sched_stats {
 	uint64_t submitted, completed, syncs, dsync_writes, waited;
+	uint64_t early_syncs; /* syncs started before a FLUSH asked (R7) */
+	uint64_t flush_joined; /* FLUSHes that joined a running sync (R7) */
+	uint64_t flush_clean; /* FLUSHes replied with no sync at all (R7) */
 	uint64_t failed_latch; /* 1 once the export stopped claiming
 				  durability (R5) */
 };
@@ -102,9 +107,20 @@ struct sched {
 	/* Flush batching (R1): at most one sync in flight per export. */
 	bool sync_running;
 	struct list_node batch_wait; /* FLUSHes for the next sync */
-	struct sched_req *batch_run; /* the first FLUSH of the batch the
-					running sync covers: its sync op
-					holds the batch */
+	struct sched_syncop *run_op; /* the running sync's op: it holds the
+					batch it covers (R1, R7) */
+
+	/* What the syncs cover (R7). */
+	bool early_on; /* sched_set_early() */
+	uint64_t wdone; /* writes completed so far */
+	uint64_t sync_wmark; /* wdone when the running sync was issued */
+	uint64_t durable_wmark; /* wdone at the issue of the last batch sync
+				   that retired with success; UINT64_MAX
+				   until one has */
+	uint32_t w_pending; /* writes submitted, not yet completed */
+	uint32_t w_since_flush; /* writes submitted since the last FLUSH */
+	uint32_t wpf16; /* writes per FLUSH x16, a moving average */
+	struct sched_syncop early; /* an early sync's op */
 
 	/* Sync retirement (R5): ops in flight in start order, and completed
 	   ops awaiting retirement in completion order. */
@@ -117,6 +133,9 @@ struct sched {
 
 void sched_init(struct sched *s, enum order_mode order, enum flush_mode flush,
 		uint32_t align);
+
+/* R7: start a sync early when the clients flush after every write. */
+void sched_set_early(struct sched *s, bool on);
 
 void sched_out_init(struct sched_out *o);
 /* Pop the next RUN/REPLY request, or NULL. */

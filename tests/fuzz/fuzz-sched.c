@@ -3,7 +3,8 @@
  * fuzz-sched.c: libFuzzer harness for the request scheduler (src/engine/sched.c).
  *
  * Input: byte 0 picks the mode (bit 0: order relaxed; bits 1-2: flush
- * mode sync, barrier or unsafe; bits 3-6: alignment 2^n, at most 4096).
+ * mode sync, barrier or unsafe; bits 3-6: alignment 2^n, at most 4096;
+ * bit 7: early syncs, R7).
  * Then one operation per opcode byte, in the order a worker could make
  * the calls:
  *   op % 4 == 0 or 1  SUBMIT a request; two more bytes give its offset and
@@ -32,8 +33,11 @@
  *   FS4  (R4) in barrier mode nothing RUNs while an earlier FLUSH is not
  *       replied, and a FLUSH's sync starts only when every earlier
  *       request has completed.
- *   FS5  (R1) a FLUSH replied with success in sync or barrier mode was
- *       covered by a successful sync that started after it arrived.
+ *   FS5  (R1, R7) a FLUSH replied with success in sync or barrier mode
+ *       was covered by a successful batch sync issued after every write
+ *       that had completed when the FLUSH arrived; in barrier mode that
+ *       sync started after the FLUSH arrived.  In sync mode it may have
+ *       started before (R7 join, early) or retired before (R7 clean).
  *   FS6  (R5) sched_failed() is true exactly after a failed sync or dsync
  *       write; from then on every WRITE and FLUSH submitted is replied EIO
  *       at once, and no FLUSH or dsync WRITE is replied with success.
@@ -72,8 +76,8 @@ struct t_req {
 	struct sched_req r;
 	enum st st;
 	uint64_t end; /* off + len, saturated */
-	uint32_t epoch; /* syncs started before it arrived (FS5) */
-	uint32_t sync_no; /* FLUSH: number of the sync that covered it */
+	uint32_t arrival; /* the clock when it arrived (FS5) */
+	uint32_t cover; /* FLUSH: writes completed when it arrived (FS5) */
 	unsigned int op; /* dsync WRITE or FLUSH: its sync op, 1-based */
 	int res; /* given at COMPLETE */
 	bool dsync; /* RUN with dsync */
@@ -82,6 +86,8 @@ struct t_req {
 /* A sync-like operation (R5): a batch sync, or a dsync write. */
 struct t_op {
 	uint32_t start, done_at; /* on the harness's clock, as in sched.c */
+	uint32_t wmark; /* a batch sync: writes completed at its issue */
+	bool batch; /* a batch sync, not a dsync write */
 	bool done;
 	bool withdrawn; /* its request failed before syncing (FS8) */
 	int res;
@@ -96,6 +102,7 @@ static struct {
 	uint32_t clock;
 	unsigned int sync_op; /* the batch sync in flight, 1-based, or 0 */
 	uint32_t syncs; /* syncs started */
+	uint32_t wdone; /* writes completed (sched_complete, sched_fail) */
 	bool failed; /* a sync or dsync write failed (FS6) */
 } h;
 
@@ -181,6 +188,24 @@ static void on_run(struct t_req *t)
 	}
 }
 
+/* FS5, FS7: a successful batch sync that covers FLUSH t, and retired. */
+static bool covered(const struct t_req *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < h.n_ops; i++) {
+		const struct t_op *op = &h.ops[i];
+
+		if (!op->batch || !op->done || op->res || op->wmark < t->cover)
+			continue;
+		if (h.s.flush == FLUSH_BARRIER && op->start <= t->arrival)
+			continue;
+		check_retired(i + 1);
+		return true;
+	}
+	return false;
+}
+
 static void on_reply(struct t_req *t)
 {
 	int status = t->r.status;
@@ -200,10 +225,8 @@ static void on_reply(struct t_req *t)
 
 	/* FS5, FS7 */
 	if (t->r.kind == SCHED_FLUSH && status == 0 &&
-	    h.s.flush != FLUSH_UNSAFE) {
-		check(t->op && t->sync_no > t->epoch);
-		check_retired(t->op);
-	}
+	    h.s.flush != FLUSH_UNSAFE)
+		check(covered(t));
 	if (t->dsync && status == 0)
 		check_retired(t->op);
 	/* FS6 */
@@ -214,24 +237,13 @@ static void on_reply(struct t_req *t)
 static void on_sync_start(void)
 {
 	unsigned int i;
-	const struct list_node *n;
 
 	/* FS1 */
 	check(!h.sync_op);
 	h.sync_op = op_issue();
+	h.ops[h.sync_op - 1].batch = true;
+	h.ops[h.sync_op - 1].wmark = h.wdone;
 	h.syncs++;
-	/* The FLUSHes this sync covers (read from the scheduler). */
-	list_for_each(n, &h.s.batch_run->sync.batch)
-	{
-		struct t_req *t = container_of(
-			list_entry(n, struct sched_req, batch_node),
-			struct t_req, r);
-
-		check(t->r.kind == SCHED_FLUSH && t->st == ST_SUBMITTED);
-		check(!t->op);
-		t->op = h.sync_op;
-		t->sync_no = h.syncs;
-	}
 	/* FS4: the running batch's FLUSH waited for everything before it. */
 	if (h.s.flush == FLUSH_BARRIER) {
 		for (i = 0; i < h.n; i++) {
@@ -287,7 +299,8 @@ static void submit(uint8_t op, uint8_t b_off, uint8_t b_len)
 	t->r.len = (uint64_t)b_len * 384;
 	if (__builtin_add_overflow(t->r.off, t->r.len, &t->end))
 		t->end = UINT64_MAX;
-	t->epoch = h.syncs;
+	t->arrival = h.clock;
+	t->cover = h.wdone;
 	t->st = ST_SUBMITTED;
 	/* FS6: refused at once, before any event of this call is seen. */
 	refused = h.failed &&
@@ -319,6 +332,8 @@ static bool complete(uint8_t pick, int res, bool early)
 		}
 	check(t);
 	t->st = ST_COMPLETED;
+	if (t->r.kind == SCHED_WRITE)
+		h.wdone++; /* FS5 */
 	sched_out_init(&o);
 	if (early) {
 		/* FS8: no sync ran; the op is as if never issued. */
@@ -365,6 +380,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sched_init(&h.s, (data[0] & 1) ? ORDER_RELAXED : ORDER_OVERLAP,
 		   modes[((data[0] >> 1) & 3) % 3],
 		   1u << (((data[0] >> 3) & 15) % 13));
+	sched_set_early(&h.s, data[0] & 0x80);
 
 	while (pos < size) {
 		uint8_t op = data[pos++];

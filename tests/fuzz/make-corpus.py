@@ -234,9 +234,11 @@ def proto_seeds():
 
 
 def sched_seeds():
-    # Mode byte: bit 0 relaxed, bits 1-2 flush mode, bits 3-6 log2 align.
-    def mode(relaxed, flush, log2_align):
-        return bytes([relaxed | (flush << 1) | (log2_align << 3)])
+    # Mode byte: bit 0 relaxed, bits 1-2 flush mode, bits 3-6 log2 align,
+    # bit 7 early syncs (R7).
+    def mode(relaxed, flush, log2_align, early=False):
+        return bytes([relaxed | (flush << 1) | (log2_align << 3) |
+                      (early << 7)])
 
     def submit(kind, off, length, fua=False, rmw=False, strict=False,
                high=False):
@@ -271,6 +273,19 @@ def sched_seeds():
         mode(1, 0, 0) + submit(WRITE, 0, 1, fua=True) +
         submit(WRITE, 8, 1, fua=True) + complete(1) +
         complete(0, eio=True) + submit(WRITE, 0, 1))
+    # R7: write then flush, over and over, so that early syncs start and
+    # FLUSHes join them; then a FLUSH with nothing new (clean).
+    wf = submit(WRITE, 0, 1) + complete(0) + submit(FLUSH, 0, 0) + \
+        sync_done()
+    seeds["early-write-flush"] = (
+        mode(0, 0, 12, early=True) + wf * 12 + submit(FLUSH, 0, 0) +
+        submit(WRITE, 2, 1) + complete(0) + sync_done(eio=True) +
+        submit(FLUSH, 0, 0))
+    seeds["join-running-sync"] = (
+        mode(1, 0, 9) + submit(WRITE, 0, 1) + complete(0) +
+        submit(FLUSH, 0, 0) + submit(FLUSH, 0, 0) + submit(WRITE, 4, 1) +
+        complete(0) + submit(FLUSH, 0, 0) + sync_done() + sync_done() +
+        submit(FLUSH, 0, 0))
     seeds["wrap"] = (
         mode(0, 1, 3) + submit(WRITE, 250, 200, high=True) +
         submit(READ, 255, 255, high=True) + submit(FLUSH, 0, 0) +

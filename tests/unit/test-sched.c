@@ -29,7 +29,7 @@
 
 #include "engine/sched.h"
 
-#define MAX_REQS 32
+#define MAX_REQS 64
 #define MAX_EVENTS 128
 
 enum { F_FUA = 1, F_RMW = 2, F_STRICT = 4 };
@@ -386,10 +386,11 @@ static void test_r1_flushes_during_sync_batch_into_next_sync(void **st)
 static void test_r1_flush_after_sync_completed_starts_a_new_sync(void **st)
 {
 	struct h h;
-	struct sched_req *f1, *f2;
+	struct sched_req *f1, *f2, *a;
 
 	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
+	a = W(&h, "A", 0, 512);
 	f2 = FL(&h, "F2");
 
 	SUBMIT(&h, f1);
@@ -397,6 +398,7 @@ static void test_r1_flush_after_sync_completed_starts_a_new_sync(void **st)
 	SYNC_DONE(&h, 0);
 	EXPECT_REPLY(&h, f1, 0);
 	EXPECT_NONE(&h); /* nothing waiting: no idle sync */
+	ROUNDTRIP(&h, a); /* F2 must cover A */
 	SUBMIT(&h, f2);
 	EXPECT_SYNC(&h);
 	SYNC_DONE(&h, 0);
@@ -1205,23 +1207,27 @@ static void test_r5_fua_write_waits_for_concurrent_sync(void **st)
 static void test_r5_two_batches_retire_in_completion_order(void **st)
 {
 	struct h h;
-	struct sched_req *f1, *a, *f2, *f3;
+	struct sched_req *f1, *a, *f2, *f3, *b, *c;
 
 	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	a = WF(&h, "A fua slow", 0, 4096, F_FUA);
+	b = W(&h, "B", 8192, 512);
 	f2 = FL(&h, "F2");
+	c = W(&h, "C", 8192, 512);
 	f3 = FL(&h, "F3");
 
 	SUBMIT(&h, f1);
 	EXPECT_SYNC(&h);
 	SUBMIT(&h, a);
 	EXPECT_RUN_DSYNC(&h, a);
+	ROUNDTRIP(&h, b); /* completed after F1's sync began: F2 can't join */
 	SUBMIT(&h, f2);
 	EXPECT_NONE(&h);
 	SYNC_DONE(&h, 0);
 	EXPECT_SYNC(&h); /* F2's sync starts; F1 still held by A */
 	EXPECT_NONE(&h);
+	ROUNDTRIP(&h, c);
 	SUBMIT(&h, f3);
 	EXPECT_NONE(&h);
 	SYNC_DONE(&h, 0);
@@ -1245,17 +1251,19 @@ static void test_r5_two_batches_retire_in_completion_order(void **st)
 static void test_r5_no_durability_claimed_after_latch(void **st)
 {
 	struct h h;
-	struct sched_req *f1, *f2, *a;
+	struct sched_req *f1, *f2, *a, *b;
 
 	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
 	f1 = FL(&h, "F1");
 	f2 = FL(&h, "F2");
 	a = WF(&h, "A fua", 0, 4096, F_FUA);
+	b = W(&h, "B", 8192, 512);
 
 	SUBMIT(&h, a);
 	EXPECT_RUN_DSYNC(&h, a);
 	SUBMIT(&h, f1);
 	EXPECT_SYNC(&h);
+	ROUNDTRIP(&h, b); /* F2 must wait for the next sync (R7: no join) */
 	SUBMIT(&h, f2);
 	EXPECT_NONE(&h);
 	SYNC_DONE(&h, -EIO);
@@ -1267,6 +1275,253 @@ static void test_r5_no_durability_claimed_after_latch(void **st)
 	EXPECT_REPLY(&h, f1, -EIO);
 	EXPECT_REPLY(&h, f2, -EIO);
 	EXPECT_REPLY(&h, a, -EIO);
+	H_FINISH(&h);
+}
+
+/* ------------------------------------------------------------------ R7 */
+
+/* R7 join: no write completed since F1's sync was issued, so F2 rides on
+ * it: one sync for both. */
+static void test_r7_flush_joins_running_sync(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f1, *f2;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = W(&h, "A", 0, 4096);
+	f1 = FL(&h, "F1");
+	f2 = FL(&h, "F2");
+
+	ROUNDTRIP(&h, a);
+	SUBMIT(&h, f1);
+	EXPECT_SYNC(&h);
+	SUBMIT(&h, f2);
+	EXPECT_NONE(&h); /* joined: no reply before the sync completes */
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f1, 0);
+	EXPECT_REPLY(&h, f2, 0);
+	EXPECT_NONE(&h); /* and no second sync */
+	assert_int_equal(h.s.stats.flush_joined, 1);
+	H_FINISH(&h);
+}
+
+/* R7 join: a joined FLUSH gets its sync's error, and the latch. */
+static void test_r7_joined_flush_gets_sync_error(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f1, *f2;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = W(&h, "A", 0, 4096);
+	f1 = FL(&h, "F1");
+	f2 = FL(&h, "F2");
+
+	ROUNDTRIP(&h, a);
+	SUBMIT(&h, f1);
+	EXPECT_SYNC(&h);
+	SUBMIT(&h, f2);
+	SYNC_DONE(&h, -EIO);
+	EXPECT_REPLY(&h, f1, -EIO);
+	EXPECT_REPLY(&h, f2, -EIO);
+	assert_true(sched_failed(&h.s));
+	H_FINISH(&h);
+}
+
+/* R7 clean: after a sync retired with success and no write completed
+ * since, a FLUSH has nothing to make durable and is replied at once. */
+static void test_r7_clean_flush_needs_no_sync(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f1, *f2, *r, *f3;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = W(&h, "A", 0, 4096);
+	f1 = FL(&h, "F1");
+	f2 = FL(&h, "F2");
+	r = R(&h, "R", 0, 4096);
+	f3 = FL(&h, "F3");
+
+	ROUNDTRIP(&h, a);
+	SUBMIT(&h, f1);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f1, 0);
+	SUBMIT(&h, f2);
+	EXPECT_REPLY(&h, f2, 0); /* no SYNC */
+	ROUNDTRIP(&h, r); /* reads change nothing */
+	SUBMIT(&h, f3);
+	EXPECT_REPLY(&h, f3, 0);
+	assert_int_equal(h.s.stats.syncs, 1);
+	assert_int_equal(h.s.stats.flush_clean, 2);
+	H_FINISH(&h);
+}
+
+/* R7 clean: the very first FLUSH syncs, even with no write: the file may
+ * hold data nobody synced. */
+static void test_r7_first_flush_always_syncs(void **st)
+{
+	struct h h;
+	struct sched_req *f;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	f = FL(&h, "F");
+	SUBMIT(&h, f);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	H_FINISH(&h);
+}
+
+/* R7 clean needs retirement: a sync that completed but is held by a slow
+ * FUA write (R5) does not yet make a later FLUSH clean. */
+static void test_r7_clean_waits_for_retirement(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f1, *f2;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = WF(&h, "A fua slow", 0, 4096, F_FUA);
+	f1 = FL(&h, "F1");
+	f2 = FL(&h, "F2");
+
+	SUBMIT(&h, a);
+	EXPECT_RUN_DSYNC(&h, a);
+	SUBMIT(&h, f1);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_NONE(&h); /* F1 held by A */
+	SUBMIT(&h, f2);
+	EXPECT_SYNC(&h); /* not clean: F1's sync has not retired */
+	SYNC_DONE(&h, 0);
+	EXPECT_NONE(&h);
+	COMPLETE(&h, a, 0);
+	EXPECT_REPLY(&h, f1, 0);
+	EXPECT_REPLY(&h, f2, 0);
+	EXPECT_REPLY(&h, a, 0);
+	H_FINISH(&h);
+}
+
+/* Write then flush, n times: the pattern R7 early learns. */
+static void h_write_flush(struct h *h, int n, uint64_t off)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct sched_req *w = W(h, "W", off, 4096);
+		struct sched_req *f = FL(h, "F");
+
+		ROUNDTRIP(h, w);
+		if (h->sync_outstanding) { /* an early sync: F joins it */
+			EXPECT_SYNC(h);
+			SUBMIT(h, f);
+			EXPECT_NONE(h);
+		} else {
+			SUBMIT(h, f);
+			EXPECT_SYNC(h);
+		}
+		SYNC_DONE(h, 0);
+		EXPECT_REPLY(h, f, 0);
+		EXPECT_NONE(h);
+	}
+}
+
+/* R7 early: once the client flushes after every write, the completion of
+ * the write starts the sync the FLUSH then joins. */
+static void test_r7_early_sync_after_write(void **st)
+{
+	struct h h;
+	struct sched_req *w, *f;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	sched_set_early(&h.s, true);
+	h_write_flush(&h, 10, 0);
+	assert_true(h.s.stats.early_syncs > 0);
+	w = W(&h, "W last", 0, 4096);
+	f = FL(&h, "F last");
+	SUBMIT(&h, w);
+	EXPECT_RUN(&h, w);
+	COMPLETE(&h, w, 0);
+	EXPECT_REPLY(&h, w, 0);
+	EXPECT_SYNC(&h); /* early, before the FLUSH arrived */
+	SUBMIT(&h, f);
+	EXPECT_NONE(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	H_FINISH(&h);
+}
+
+/* R7 early: off by default; and never while another write is pending
+ * (the FLUSH could not join a sync that misses it). */
+static void test_r7_early_sync_conditions(void **st)
+{
+	struct h h;
+	struct sched_req *a, *b, *f;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	h_write_flush(&h, 10, 0);
+	assert_int_equal(h.s.stats.early_syncs, 0);
+	sched_set_early(&h.s, true);
+	h_write_flush(&h, 10, 0);
+	a = W(&h, "A", 0, 4096);
+	b = W(&h, "B", 8192, 4096);
+	f = FL(&h, "F");
+	SUBMIT(&h, a);
+	EXPECT_RUN(&h, a);
+	SUBMIT(&h, b);
+	EXPECT_RUN(&h, b);
+	COMPLETE(&h, a, 0);
+	EXPECT_REPLY(&h, a, 0);
+	EXPECT_NONE(&h); /* B still pending: no early sync */
+	COMPLETE(&h, b, 0);
+	EXPECT_REPLY(&h, b, 0);
+	EXPECT_SYNC(&h);
+	SUBMIT(&h, f);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	/* A client that stops flushing stops the guessing: the third write
+	   in a row with no FLUSH starts no sync. */
+	ROUNDTRIP(&h, W(&h, "C1", 0, 4096));
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	ROUNDTRIP(&h, W(&h, "C2", 0, 4096));
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	ROUNDTRIP(&h, W(&h, "C3", 0, 4096));
+	EXPECT_NONE(&h);
+	ROUNDTRIP(&h, W(&h, "C4", 0, 4096));
+	EXPECT_NONE(&h);
+	f = FL(&h, "F after C4");
+	SUBMIT(&h, f);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	H_FINISH(&h);
+}
+
+/* R7 early: a guess that no FLUSH follows costs a sync nobody waits for;
+ * a failed early sync latches like any other (R5). */
+static void test_r7_early_sync_unclaimed_and_failed(void **st)
+{
+	struct h h;
+	struct sched_req *w, *w2, *f;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	sched_set_early(&h.s, true);
+	h_write_flush(&h, 10, 0);
+	w = W(&h, "W", 0, 4096);
+	ROUNDTRIP(&h, w);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_NONE(&h); /* nobody to reply to */
+	w2 = W(&h, "W2", 0, 4096);
+	ROUNDTRIP(&h, w2);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, -EIO);
+	EXPECT_NONE(&h);
+	assert_true(sched_failed(&h.s));
+	f = FL(&h, "F");
+	SUBMIT(&h, f);
+	EXPECT_REPLY(&h, f, -EIO);
 	H_FINISH(&h);
 }
 
@@ -1431,7 +1686,9 @@ static void test_mode_names(void **st)
  *     earlier conflicting request not done; with nothing in flight,
  *     everything is replied.
  *   R1: a FLUSH replied 0 was preceded by a successful sync issued after
- *     every plain write replied before the FLUSH arrived had completed.
+ *     every plain write replied before the FLUSH arrived had completed
+ *     (with R7, that sync may have started before the FLUSH arrived, or
+ *     have retired before it: half the seeds also turn early syncs on).
  *   R2: a FUA write replied 0 ran with dsync and completed with 0.
  *   R5: once a sync failed or a dsync write got -EIO, no FLUSH or FUA
  *     write is replied 0, and new writes and flushes are refused at once;
@@ -1579,8 +1836,13 @@ static void sim_event(struct sim *m, struct sched_req *r)
 	if (r->kind == SCHED_FLUSH && r->status == 0 &&
 	    m->s.flush != FLUSH_UNSAFE) {
 		assert_true(q->cover < m->durable_upto); /* R1 */
-		assert_true(q->sync_lb != 0);
-		assert_false(sim_inflight_before(m, q->sync_lb)); /* R5 */
+		/* R5; a FLUSH that needed no sync (R7 clean) was covered by
+		   one that had retired, so only a sync completed after it
+		   arrived can still be held up. */
+		if (q->sync_lb)
+			assert_false(sim_inflight_before(m, q->sync_lb));
+		else
+			assert_int_equal(m->s.flush, FLUSH_SYNC);
 	}
 	if (r->kind == SCHED_WRITE && r->dsync && r->status == 0) {
 		assert_true(q->completed && q->res == 0); /* R2 */
@@ -1655,6 +1917,9 @@ static void sim_submit(struct sim *m, struct sim_req *q)
 	q->used = true;
 	q->arrival = ++m->arrivals;
 	r->kind = kinds[sim_pick(m, sizeof(kinds))];
+	/* R7 early learns from a FLUSH after about every write. */
+	if (m->s.early_on && sim_pick(m, 3) == 0)
+		r->kind = SCHED_FLUSH;
 	r->off = sim_pick(m, 16) * 1024 +
 		 (sim_pick(m, 4) ? 0 : sim_pick(m, 1024));
 	r->len = sim_pick(m, 5) * 1024 +
@@ -1745,8 +2010,10 @@ static struct sim_req *sim_free(struct sim *m)
 	return NULL;
 }
 
+static uint64_t sim_r7[3]; /* early syncs, joins, clean FLUSHes seen */
+
 static void sim_run(enum order_mode order, enum flush_mode flush, bool errors,
-		    uint64_t seed, int steps)
+		    bool early, uint64_t seed, int steps)
 {
 	static struct sim m;
 	struct sim_req *q;
@@ -1755,6 +2022,7 @@ static void sim_run(enum order_mode order, enum flush_mode flush, bool errors,
 
 	memset(&m, 0, sizeof(m));
 	sched_init(&m.s, order, flush, 4096);
+	sched_set_early(&m.s, early);
 	m.rng = seed;
 	m.errors = errors;
 	for (i = 0; i < steps; i++) {
@@ -1777,6 +2045,9 @@ static void sim_run(enum order_mode order, enum flush_mode flush, bool errors,
 	}
 	for (q = m.q; q < m.q + SIM_SLOTS; q++)
 		assert_false(q->used);
+	sim_r7[0] += m.s.stats.early_syncs;
+	sim_r7[1] += m.s.stats.flush_joined;
+	sim_r7[2] += m.s.stats.flush_clean;
 	assert_int_equal(sched_pending(&m.s), 0);
 	assert_int_equal(m.s.stats.syncs, m.syncs);
 	assert_true(list_empty(&m.s.active));
@@ -1796,9 +2067,11 @@ static void test_model_random(void **st)
 			for (errors = 0; errors < 2; errors++)
 				for (seed = 1; seed <= 16; seed++)
 					sim_run((enum order_mode)order,
-						modes[m], errors,
+						modes[m], errors, seed & 1,
 						seed * 0x9e3779b97f4a7c15ull,
 						10000);
+	/* The model reached every R7 path. */
+	assert_true(sim_r7[0] > 0 && sim_r7[1] > 0 && sim_r7[2] > 0);
 }
 
 int main(void)
@@ -1844,6 +2117,14 @@ int main(void)
 		cmocka_unit_test(
 			test_r5_two_batches_retire_in_completion_order),
 		cmocka_unit_test(test_r5_no_durability_claimed_after_latch),
+		cmocka_unit_test(test_r7_flush_joins_running_sync),
+		cmocka_unit_test(test_r7_joined_flush_gets_sync_error),
+		cmocka_unit_test(test_r7_clean_flush_needs_no_sync),
+		cmocka_unit_test(test_r7_first_flush_always_syncs),
+		cmocka_unit_test(test_r7_clean_waits_for_retirement),
+		cmocka_unit_test(test_r7_early_sync_after_write),
+		cmocka_unit_test(test_r7_early_sync_conditions),
+		cmocka_unit_test(test_r7_early_sync_unclaimed_and_failed),
 		cmocka_unit_test(
 			test_r6_relaxed_rmw_orders_writes_in_same_block),
 		cmocka_unit_test(test_r6_relaxed_strict_read_waits_for_write),
