@@ -239,6 +239,7 @@ int file_open(const struct backend_opts *o, struct backend **out, char *err,
 		f->align = 1;
 	f->mem = !f->direct && is_mem_backed(fd, &st);
 	atomic_init(&f->zero_caps, ZERO_CAP_PUNCH | ZERO_CAP_ZERO_RANGE);
+	atomic_init(&f->ring_writes_until, 0);
 	fill_info(f, &st, o);
 	*out = &f->b;
 	return 0;

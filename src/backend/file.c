@@ -22,6 +22,25 @@
  *     Measured in docs/design.md.  Larger requests go through the ring.
  * F5. FUA: a WRITE carries RWF_DSYNC; a TRIM or WRITE_ZEROES is followed by
  *     an fdatasync, and the bio completes with its result (B2, R2).
+ * F6. Page-cache I/O on the worker.  On a buffered file that is not memory
+ *     (F3 has those), a READ is first tried with preadv2(RWF_NOWAIT): a
+ *     page-cache hit is a copy that never blocks.  What it could not read
+ *     (EAGAIN, or a short read at the first page not cached) goes through
+ *     the ring from where it stopped, and the bio completes only when all
+ *     of it is read.  A WRITE without FUA is a pwritev2 on the worker: a
+ *     copy into the page cache, where the ring would hand every buffered
+ *     write to an io-wq thread (ext4 has no non-blocking buffered write:
+ *     RWF_NOWAIT is EOPNOTSUPP there) at two thread wake-ups.  Such a
+ *     write blocks only while the kernel throttles dirty pages; one that
+ *     took longer than SLOW_WRITE_NS sends every write of the next
+ *     RING_WRITES_NS through the ring, so that writeback does not hold a
+ *     worker whose other connections wait.  A FUA write waits for the
+ *     device and always goes through the ring.
+ * F7. A sync runs inline (fdatasync on the worker) when the worker has no
+ *     bio in flight and serves only the one connection (queue_idle()):
+ *     nothing else would run meanwhile, while the ring would hand the
+ *     fsync to an io-wq thread.  Otherwise it goes through the ring, so
+ *     that a slow device flush never holds another connection's reads.
  */
 #include "backend/file.h"
 
@@ -31,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/rmw.h"
@@ -39,6 +59,8 @@
 #include "util/rounding.h"
 
 #define INLINE_MAX (128 * 1024) /* F3: larger copies go to the ring */
+#define SLOW_WRITE_NS 2000000ull /* F6: an inline write this slow... */
+#define RING_WRITES_NS 100000000ull /* ...sends writes to the ring so long */
 #define ZERO_CHUNK (1024 * 1024) /* zeroes written per step */
 
 enum step {
@@ -130,14 +152,20 @@ static void submit_step(struct file_backend *f, struct file_io *fio)
 	}
 }
 
-static void begin(struct file_backend *f, struct file_io *fio, enum step st,
-		  uint64_t off, size_t len)
+static void begin_from(struct file_backend *f, struct file_io *fio,
+		       enum step st, uint64_t off, size_t len, size_t done)
 {
 	fio->step = (uint8_t)st;
 	fio->io_off = off;
 	fio->io_len = len;
-	fio->io_done = 0;
+	fio->io_done = done;
 	submit_step(f, fio);
+}
+
+static void begin(struct file_backend *f, struct file_io *fio, enum step st,
+		  uint64_t off, size_t len)
+{
+	begin_from(f, fio, st, off, len, 0);
 }
 
 /* ---------------------------------------------------------------- */
@@ -190,8 +218,8 @@ static void on_falloc(struct file_backend *f, struct file_io *fio, int res)
 /* ---------------------------------------------------------------- */
 /* READ and WRITE.                                                    */
 
-/* F3: a small copy on a memory-backed file, done here. */
-static void inline_rw(struct file_backend *f, struct bio *io)
+/* F3, F6: a copy between the bio and the page cache, done here. */
+static void inline_rw(struct bio *io, int fd)
 {
 	size_t done = 0;
 	ssize_t n;
@@ -201,10 +229,9 @@ static void inline_rw(struct file_backend *f, struct bio *io)
 		off_t off = (off_t)(io->off + done);
 
 		if (io->op == BIO_READ)
-			n = preadv2(f->fd, &v, 1, off, 0);
+			n = preadv2(fd, &v, 1, off, 0);
 		else
-			n = pwritev2(f->fd, &v, 1, off,
-				     io->fua ? RWF_DSYNC : 0);
+			n = pwritev2(fd, &v, 1, off, io->fua ? RWF_DSYNC : 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -214,6 +241,52 @@ static void inline_rw(struct file_backend *f, struct bio *io)
 		done += (size_t)n;
 	}
 	bio_done(io, 0);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* F6: a plain WRITE into the page cache, unless writes are throttled. */
+static bool write_inline(struct file_backend *f, struct bio *io)
+{
+	uint64_t t0 = now_ns(), t1;
+
+	if (t0 < atomic_load_explicit(&f->ring_writes_until,
+				      memory_order_relaxed))
+		return false;
+	inline_rw(io, f->fd);
+	t1 = now_ns();
+	if (t1 - t0 > SLOW_WRITE_NS)
+		atomic_store_explicit(&f->ring_writes_until,
+				      t1 + RING_WRITES_NS,
+				      memory_order_relaxed);
+	return true;
+}
+
+/* F6: a READ from the page cache if it is there, else the rest by ring. */
+static void read_nowait(struct file_backend *f, struct file_io *fio)
+{
+	struct bio *io = fio->io;
+	struct iovec v = {io->data, io->len};
+	ssize_t n;
+
+	do
+		n = preadv2(f->fd, &v, 1, (off_t)io->off, RWF_NOWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)io->len) {
+		bio_done(io, 0);
+		return;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EOPNOTSUPP) {
+		bio_done(io, -errno);
+		return;
+	}
+	begin_from(f, fio, ST_READ, io->off, io->len, n > 0 ? (size_t)n : 0);
 }
 
 static void start_write(struct file_backend *f, struct file_io *fio)
@@ -326,11 +399,17 @@ void file_submit(struct backend *b, struct bio *io)
 	case BIO_READ:
 	case BIO_WRITE:
 		if (f->mem && io->len <= INLINE_MAX) {
-			inline_rw(f, io); /* F3 */
+			inline_rw(io, f->fd); /* F3 */
 			return;
 		}
 		if (io->op == BIO_WRITE) {
-			start_write(f, fio);
+			if (f->direct || f->mem || io->fua ||
+			    !write_inline(f, io)) /* F6 */
+				start_write(f, fio);
+			return;
+		}
+		if (!f->direct && !f->mem) {
+			read_nowait(f, fio); /* F6 */
 			return;
 		}
 		/* F2: the aligned window around the range (B5). */
@@ -367,7 +446,7 @@ void file_sync(struct backend *b, struct backend_sync *s)
 	struct file_backend *f = container_of(b, struct file_backend, b);
 	struct io_uring_sqe *sqe;
 
-	if (f->mem) { /* F3: no device, nothing to wait for */
+	if (f->mem || queue_idle(s->q)) { /* F3, F7 */
 		backend_sync_done(s, fdatasync(f->fd) < 0 ? -errno : 0);
 		return;
 	}

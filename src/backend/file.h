@@ -22,6 +22,9 @@ struct file_backend {
 	/* enum zero_cap bits: they only ever turn off, atomically, on the
 	   first EOPNOTSUPP of their own mode (Z6 in zero.c). */
 	atomic_uint zero_caps;
+	/* F6: until when (CLOCK_MONOTONIC ns) writes go through the ring
+	   after one was throttled.  Any worker may set it. */
+	_Atomic uint64_t ring_writes_until;
 };
 
 /* file-open.c: open, create or grow, lock and probe (F4). */

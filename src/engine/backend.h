@@ -121,6 +121,14 @@ struct backend_sync {
 	uint64_t priv[4];
 };
 
+/*
+ * Whether q has nothing else to do right now: no bio in flight on it and
+ * at most one connection, so that blocking the worker can delay only that
+ * connection's own later requests.  A backend may then block the worker
+ * briefly (a sync) instead of paying a thread hand-off (B1).
+ */
+bool queue_idle(const struct queue *q);
+
 /* Completions, called by the backend on io->q's thread (B1, B3). */
 void bio_done(struct bio *io, int res);
 void bio_fail(struct bio *io, int err);

@@ -24,6 +24,7 @@
 struct export_sync {
 	struct backend_sync bs; /* the backend's part */
 	struct export *exp;
+	struct list_node qnode; /* in a queue's syncq until issued (E8) */
 	struct ring_cb delay_cb; /* an injected delay expired */
 	struct __kernel_timespec ts;
 };
@@ -76,6 +77,7 @@ int export_create(const char *name, struct backend *b, enum order_mode order,
 	exp->sync->exp = exp;
 	pthread_mutex_init(&exp->lock, NULL);
 	sched_init(&exp->sched, order, flush, exp->io_align);
+	sched_set_early(&exp->sched, true); /* R7 */
 	*out = exp;
 	return 0;
 }
@@ -111,6 +113,7 @@ static void sync_now(struct export_sync *es)
 
 	if (unlikely(exp->rec))
 		recorder_sync_begin(exp->rec);
+	es->bs.q->streak = 0; /* E7: a sync is device work */
 	exp->b->ops->sync(exp->b, &es->bs);
 }
 
@@ -119,9 +122,14 @@ static void on_delay(struct ring_cb *cb, int res)
 	sync_now(container_of(cb, struct export_sync, delay_cb));
 }
 
-void export_sync_start(struct export *exp, struct queue *q)
+void export_sync_defer(struct export *exp, struct queue *q)
 {
-	struct export_sync *es = exp->sync;
+	list_add_tail(&q->syncq, &exp->sync->qnode);
+}
+
+static void sync_start(struct export_sync *es, struct queue *q)
+{
+	struct export *exp = es->exp;
 	unsigned int delay = 0;
 	int err = 0;
 
@@ -140,6 +148,14 @@ void export_sync_start(struct export *exp, struct queue *q)
 		return;
 	}
 	sync_now(es);
+}
+
+void export_start_deferred(struct queue *q)
+{
+	struct list_node *n;
+
+	while ((n = list_pop(&q->syncq)))
+		sync_start(list_entry(n, struct export_sync, qnode), q);
 }
 
 int export_finish(struct export *exp, bool *latched)

@@ -53,11 +53,16 @@ int export_create(const char *name, struct backend *b, enum order_mode order,
 		  enum flush_mode flush, struct export **out);
 
 /*
- * Issue the export's batch sync (sched_out.sync) on worker q, through any
- * injected delay or error and the recorder's SYNC records; its result goes
- * to sched_sync_done() on q.  Context: q's thread, exp->lock not held.
+ * The scheduler asked for the export's batch sync (sched_out.sync): q
+ * issues it once it has submitted the replies it has ready (E8), through
+ * any injected delay or error and the recorder's SYNC records; its result
+ * goes to sched_sync_done() on q.  Context: q's thread, exp->lock not
+ * held.
  */
-void export_sync_start(struct export *exp, struct queue *q);
+void export_sync_defer(struct export *exp, struct queue *q);
+
+/* E8: issue the syncs deferred on q.  Context: q's thread. */
+void export_start_deferred(struct queue *q);
 
 /*
  * At stop, after every worker has exited: the final sync of the backend,

@@ -45,10 +45,14 @@ struct queue {
 	/* Owned by the worker thread. */
 	bool stopping, forced; /* has acted on stop / on force */
 	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E4) */
+	unsigned int bios; /* bios started here and not yet completed */
+	unsigned int bio_dones; /* bios completed here, ever */
+	unsigned int streak; /* E7: bios in a row completed inline */
 	struct list_node conns; /* struct conn */
 	struct list_node runq; /* struct req: RUN and REPLY to act on */
 	struct list_node dirty; /* struct conn with replies to send */
 	struct list_node closeq; /* struct conn that may have finished */
+	struct list_node syncq; /* export syncs to start after sends (E8) */
 };
 
 /* The queue a new connection goes to, round-robin, and every queue (E3). */

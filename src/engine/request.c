@@ -182,7 +182,7 @@ void engine_events(struct queue *q, struct sched_out *o, struct export *exp)
 			queue_handoff(q, r, to);
 	}
 	if (o->sync)
-		export_sync_start(exp, q);
+		export_sync_defer(exp, q); /* E8 */
 }
 
 static enum sched_kind kind_of(const struct req *r)
@@ -281,7 +281,11 @@ static void bio_setup(struct req *r, struct queue *q)
 static void submit(struct req *r)
 {
 	struct export *exp = r->conn->exp;
+	struct queue *q = r->io.q;
+	unsigned int before = q->bio_dones;
 
+	q->bios++; /* queue_idle(), E7 */
+	r->started = true;
 	if (r->io.op == BIO_EXTENTS) {
 		r->io.ext = malloc(r->io.max_ext * sizeof *r->io.ext);
 		if (!r->io.ext) {
@@ -290,6 +294,8 @@ static void submit(struct req *r)
 		}
 	}
 	exp->b->ops->submit(exp->b, &r->io);
+	/* E7: r may be gone; did its bio complete inline? */
+	q->streak = q->bio_dones != before ? q->streak + 1 : 0;
 }
 
 static void on_delay(struct ring_cb *cb, int res)
@@ -362,6 +368,16 @@ static int encode_extents(struct req *r)
 	return 0;
 }
 
+/* The bio no longer counts against its queue's idleness (E7). */
+static void bio_stopped(struct req *r)
+{
+	if (r->started) {
+		r->started = false;
+		r->io.q->bios--;
+		r->io.q->bio_dones++;
+	}
+}
+
 void bio_done(struct bio *io, int res)
 {
 	struct req *r = container_of(io, struct req, io);
@@ -369,6 +385,7 @@ void bio_done(struct bio *io, int res)
 	struct sched_out o;
 	bool latched;
 
+	bio_stopped(r);
 	if (io->op == BIO_EXTENTS) {
 		int e = res ? res : encode_extents(r);
 
@@ -400,6 +417,7 @@ void bio_fail(struct bio *io, int err)
 	struct export *exp = r->conn->exp;
 	struct sched_out o;
 
+	bio_stopped(r);
 	free(io->ext);
 	io->ext = NULL;
 	sched_out_init(&o);

@@ -35,6 +35,7 @@ struct req {
 	size_t held; /* bytes counted in the connection's budget */
 	uint32_t rx_got; /* WRITE payload bytes received */
 	bool recorded; /* its RECV is in the trace: record its REPLY */
+	bool started; /* its bio was submitted and has not completed */
 	uint8_t hdr[PROTO_REPLY_HDR_MAX]; /* reply header */
 	uint8_t hdr_len;
 	uint8_t payload; /* enum proto_payload after the header */

@@ -28,6 +28,7 @@ struct server {
 	struct export **exports; /* exports[0] is the default export */
 	size_t n_exports;
 	unsigned int n_queues; /* worker threads, each with its own ring */
+	unsigned int busy_poll_us; /* E7: --busy-poll, 0 = never */
 	unsigned int max_conns; /* --max-connections */
 	atomic_uint n_conns; /* accepted and not yet closed */
 	struct tls_ctx *tls; /* NULL: --tls=off */

@@ -26,9 +26,22 @@
  *     eventfd on the data path.  A hand-over refused because the target's
  *     CQ is full is sent again.
  *
+ * E7. Busy-poll.  A worker whose requests are being served from memory
+ *     (the last POLL_STREAK bios completed inline: page cache hits, F3,
+ *     F6) and that has no backend I/O in flight watches its ring for up to
+ *     --busy-poll microseconds before it sleeps.  The next request of a
+ *     client at queue depth 1 then finds it awake: waking a sleeping
+ *     worker costs a halted vCPU's wake-up, more than the request itself.
+ *     While backend I/O is in flight it never polls: the device's
+ *     completion work needs the CPU more.  Measured in bench/README.md.
+ * E8. A sync the scheduler asks for starts after the worker has submitted
+ *     the replies it has ready: a sync may run inline (F7) and block the
+ *     worker, and no reply waits for a sync it does not need.
+ *
  * Rings are created with SINGLE_ISSUER and DEFER_TASKRUN and enabled by
  * their own thread: completions run when the worker asks for them, with no
- * inter-processor interrupt to wake it for task work.  Older kernels get a
+ * inter-processor interrupt to wake it for task work.  TASKRUN_FLAG lets
+ * E7 see task work arrive without a system call.  Older kernels get a
  * plain ring.
  */
 #include "engine/worker.h"
@@ -44,6 +57,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/conn.h"
@@ -52,6 +66,7 @@
 #include "engine/request.h"
 #include "engine/server.h"
 #include "engine/tsan.h"
+#include "util/compiler.h"
 #include "util/log.h"
 
 #define RING_ENTRIES 512
@@ -76,6 +91,49 @@ static unsigned int n_queues;
 static atomic_uint next_queue;
 static atomic_uint n_running; /* worker threads not yet exited */
 static int done_fd = -1; /* eventfd: readable once every worker exited */
+
+bool queue_idle(const struct queue *q)
+{
+	/* F7 blocks the worker: only when no other connection shares it */
+	return q->bios == 0 && q->conns.next == q->conns.prev;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* E7: in-memory requests in a row before the worker busy-polls. */
+#define POLL_STREAK 2
+
+/*
+ * E7: before sleeping, a worker whose last POLL_STREAK requests completed
+ * inline (page cache, memory) and that has no backend I/O in flight
+ * watches its ring for up to srv->busy_poll_us: for the SQ flag that says
+ * task work arrived (IORING_SETUP_TASKRUN_FLAG), or a CQE.  No system
+ * call while it watches.  A poll that saw nothing resets the streak.
+ */
+static void busy_poll(struct queue *q)
+{
+	uint64_t until;
+
+	if (!q->srv->busy_poll_us || q->bios || q->streak < POLL_STREAK)
+		return;
+	if (io_uring_sq_ready(&q->ring))
+		io_uring_submit(&q->ring);
+	until = now_ns() + (uint64_t)q->srv->busy_poll_us * 1000u;
+	do {
+		if (io_uring_cq_ready(&q->ring) ||
+		    (IO_URING_READ_ONCE(*q->ring.sq.kflags) &
+		     IORING_SQ_TASKRUN))
+			return;
+		cpu_relax();
+	} while (now_ns() < until);
+	q->streak = 0;
+}
 
 struct queue *queue_of(unsigned int i)
 {
@@ -333,9 +391,16 @@ static void *worker_main(void *arg)
 
 		drain_runq(q);
 		flush_dirty(q);
+		if (!list_empty(&q->syncq)) {
+			/* E8: the replies leave before a sync may block. */
+			io_uring_submit(&q->ring);
+			export_start_deferred(q);
+			continue;
+		}
 		close_finished(q);
 		if (may_exit(q))
 			break;
+		busy_poll(q);
 		r = io_uring_submit_and_wait(&q->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
 			log_msg("worker %u: io_uring_submit_and_wait: %s",
@@ -392,8 +457,10 @@ static int queue_init(struct queue *q, unsigned int idx, struct server *srv)
 	list_init(&q->runq);
 	list_init(&q->dirty);
 	list_init(&q->closeq);
+	list_init(&q->syncq);
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-		  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+		  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+		  IORING_SETUP_TASKRUN_FLAG; /* E7 */
 	p.cq_entries = RING_ENTRIES * 8;
 	r = io_uring_queue_init_params(RING_ENTRIES, &q->ring, &p);
 	if (r == -EINVAL) { /* an older kernel */

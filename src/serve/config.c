@@ -29,6 +29,7 @@ enum {
 	OPT_MAXCONN,
 	OPT_HSTIMEOUT,
 	OPT_SHUTDOWNTIMEOUT,
+	OPT_BUSYPOLL,
 	OPT_SOCKMODE,
 	OPT_TLS,
 	OPT_TLSCERTS,
@@ -55,6 +56,7 @@ static const struct option opts[] = {
 	{"max-connections", required_argument, NULL, OPT_MAXCONN},
 	{"handshake-timeout", required_argument, NULL, OPT_HSTIMEOUT},
 	{"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWNTIMEOUT},
+	{"busy-poll", required_argument, NULL, OPT_BUSYPOLL},
 	{"socket-mode", required_argument, NULL, OPT_SOCKMODE},
 	{"tls", required_argument, NULL, OPT_TLS},
 	{"tls-certificates", required_argument, NULL, OPT_TLSCERTS},
@@ -137,6 +139,11 @@ static void usage_serve(FILE *f)
 		"  -q, --queues N          worker threads, each with its own "
 		"io_uring\n"
 		"                          (default: one per CPU)\n"
+		"      --busy-poll USEC    while requests are served from "
+		"memory, a worker\n"
+		"                          polls this long before it sleeps "
+		"(default 50,\n"
+		"                          0 = never)\n"
 		"  -f, --foreground        do not daemonise\n"
 		"  -P, --pidfile FILE      write the server's PID to FILE\n"
 		"  -v, --verbose           log every request to stderr\n"
@@ -278,6 +285,9 @@ static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 		break;
 	case 'q':
 		return parse_uint("queues", arg, 1, 256, &cfg->n_queues);
+	case OPT_BUSYPOLL:
+		return parse_uint("busy-poll", arg, 0, 10000,
+				  &cfg->busy_poll_us);
 	case 'f':
 		cfg->foreground = true;
 		break;
@@ -348,6 +358,7 @@ static void set_defaults(struct serve_config *cfg)
 		.max_conns = 1024,
 		.handshake_timeout = 60,
 		.shutdown_timeout = 10,
+		.busy_poll_us = 50,
 		.tls_mode = TLS_OFF,
 	};
 }

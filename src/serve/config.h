@@ -43,6 +43,7 @@ struct serve_config {
 
 	/* Limits and timeouts. */
 	unsigned int n_queues; /* -q, default one per CPU */
+	unsigned int busy_poll_us; /* --busy-poll (E7) */
 	unsigned int max_conns; /* --max-connections, 0 = no limit */
 	unsigned int handshake_timeout; /* seconds; 0 = none */
 	unsigned int shutdown_timeout; /* seconds of grace (E4) */

@@ -55,6 +55,7 @@ static int setup_server(const struct serve_config *cfg)
 	char err[512];
 
 	srv.n_queues = cfg->n_queues;
+	srv.busy_poll_us = cfg->busy_poll_us;
 	srv.max_conns = cfg->max_conns;
 	log_verbose = cfg->verbose;
 	if (cfg->tls_mode != TLS_OFF) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * compiler.h: the few macros every file may use: branch hints,
- * container_of and ARRAY_SIZE.
+ * container_of, ARRAY_SIZE and cpu_relax.
  */
 #ifndef LOOPD_UTIL_COMPILER_H
 #define LOOPD_UTIL_COMPILER_H
@@ -16,5 +16,15 @@
 	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A busy-wait loop's pause: lets the sibling hyperthread run. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 #endif /* LOOPD_UTIL_COMPILER_H */
