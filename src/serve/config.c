@@ -68,7 +68,7 @@ static const struct option opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
-static const char *const cache_names[] = {"direct", "buffered"};
+static const char *const cache_names[] = {"buffered", "direct"};
 static const char *const tls_names[] = {"off", "on", "require"};
 
 /* The help text: one printf of adjacent literals, long but flat. */
@@ -97,8 +97,9 @@ static void usage_serve(FILE *f)
 		"                          default: " DEFAULT_LISTEN
 		" (never all interfaces\n"
 		"                          unless asked, e.g. 0.0.0.0:10809)\n"
-		"      --cache MODE        direct (O_DIRECT, default where "
-		"supported) or buffered\n"
+		"      --cache MODE        buffered (default: the page "
+		"cache) or direct\n"
+		"                          (O_DIRECT where supported)\n"
 		"      --order MODE        overlap (default: overlapping "
 		"requests run in arrival\n"
 		"                          order, R3) or relaxed (the bare "
@@ -319,7 +320,7 @@ static int parse_option(struct serve_config *cfg, int c, const char *arg)
 	case OPT_CACHE:
 		v = parse_enum("cache", arg, cache_names, 2);
 		if (v >= 0)
-			cfg->exp.bo.direct = v == 0;
+			cfg->exp.bo.direct = v == 1;
 		break;
 	case OPT_ORDER:
 		v = parse_enum("order", arg, order_mode_names, ORDER_MODES);
@@ -350,7 +351,7 @@ static void set_defaults(struct serve_config *cfg)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*cfg = (struct serve_config){
-		.exp = {.bo.direct = true,
+		.exp = {.bo.direct = false,
 			.order = ORDER_OVERLAP,
 			.flush = FLUSH_SYNC},
 		.socket_mode = 0600,

@@ -315,7 +315,7 @@ export_uri() {
 	echo "nbd+unix:///$1?socket=$2"
 }
 
-# A directory for backing files that need O_DIRECT (the default cache):
+# A directory for backing files that need a real filesystem (O_DIRECT, F6):
 # $TMP, or a fresh one under /var/tmp when $TMP is a tmpfs.  Sets $dir.
 real_fs_dir() {
 	dir=$TMP

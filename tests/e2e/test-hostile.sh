@@ -8,7 +8,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 
-# O_DIRECT (the default cache) needs a real filesystem.
+# A real filesystem: the default cache's page-cache paths (F6).
 real_fs_dir
 
 check "a server on a Unix socket, 128 MiB export"

@@ -152,7 +152,8 @@ ok "checksum mismatch, the records before it kept"
 
 check "an unaligned TRIM under O_DIRECT: the trace says what the file got (Z1, S4)"
 real_fs_dir
-start_server trim --size 16M --record "$TMP/trim.trace" "$dir/trim.img"
+start_server trim --size 16M --cache direct --record "$TMP/trim.trace" \
+	"$dir/trim.img"
 grep -q 'O_DIRECT' "$TMP/trim.log" || fail "precondition: not O_DIRECT"
 "$PY" - "$uri" <<'PYEOF'
 import sys
