@@ -267,12 +267,26 @@ int file_final_sync(struct backend *b)
 	return fdatasync(f->fd) < 0 ? -errno : 0;
 }
 
-/* K5: the file may be O_DIRECT, so it is copied by path. */
+/*
+ * K5: the file may be O_DIRECT, so it is copied by path.  A copy that is
+ * not a reflink is synced before serving starts: its writeback would
+ * otherwise compete with the export's own I/O, and a host crash could
+ * leave a torn base beside a whole trace.
+ */
 int file_capture(struct backend *b, const char *path, bool *cheap)
 {
 	struct file_backend *f = container_of(b, struct file_backend, b);
+	int fd, r = tracefile_copy(f->path, path, cheap);
 
-	return tracefile_copy(f->path, path, cheap);
+	if (r < 0 || *cheap)
+		return r;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
 }
 
 int file_hash(struct backend *b, uint8_t out[32])
