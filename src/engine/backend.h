@@ -123,8 +123,10 @@ struct backend_sync {
 
 /*
  * Whether q has nothing else to do right now: no bio in flight on it and
- * at most one connection, so that blocking the worker can delay only that
- * connection's own later requests.  A backend may then block the worker
+ * at most one connection, so that blocking the worker delays that
+ * connection's own later requests, and at worst the I/O of a busy
+ * connection spread to q (E3), which a sync's own thread hand-off would
+ * have delayed too.  A backend may then block the worker
  * briefly (a sync) instead of paying a thread hand-off (B1).
  */
 bool queue_idle(const struct queue *q);

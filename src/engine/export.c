@@ -152,9 +152,17 @@ static void sync_start(struct export_sync *es, struct queue *q)
 
 void export_start_deferred(struct queue *q)
 {
-	struct list_node *n;
+	struct list_node now, *n;
 
+	/*
+	 * Only the syncs deferred so far: one that an inline sync's
+	 * completion asks for waits for the next pass of the loop, after the
+	 * replies that completion released have been submitted (E8).
+	 */
+	list_init(&now);
 	while ((n = list_pop(&q->syncq)))
+		list_add_tail(&now, n);
+	while ((n = list_pop(&now)))
 		sync_start(list_entry(n, struct export_sync, qnode), q);
 }
 

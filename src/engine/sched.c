@@ -103,8 +103,10 @@
  *       since the last one), the completion of the last pending write
  *       starts a batch sync with no FLUSH yet (op.req NULL).
  *       The FLUSH that follows joins it, and its wait overlaps the round
- *       trip of the write's reply and the FLUSH.  A wrong guess costs one
- *       sync that nobody waits for; it claims nothing.
+ *       trip of the write's reply and the FLUSH.  A wrong guess claims
+ *       nothing; it costs one sync, which holds the export's sync slot (a
+ *       FLUSH that cannot join waits for it to end) and, under R5, the
+ *       replies of FUA writes that start while it runs.
  *     The latch (R5) and retirement are unchanged: a joined FLUSH replies
  *     at its sync's retirement, with its status.
  *

@@ -392,8 +392,9 @@ static void *worker_main(void *arg)
 		drain_runq(q);
 		flush_dirty(q);
 		if (!list_empty(&q->syncq)) {
-			/* E8: the replies leave before a sync may block. */
-			io_uring_submit(&q->ring);
+			/* E8: the replies leave before a sync may block (a
+			   failed submit leaves them for the next one). */
+			(void)io_uring_submit(&q->ring);
 			export_start_deferred(q);
 			continue;
 		}
