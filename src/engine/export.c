@@ -93,6 +93,7 @@ void backend_sync_done(struct backend_sync *bs, int res)
 				    scheduler has it (R1) */
 	struct sched_out o;
 
+	q->sync_dones++; /* E7 */
 	if (res < 0)
 		log_msg("export \"%s\": sync failed: %s; the export no longer "
 			"claims durability until restarted (writes and "
@@ -110,11 +111,15 @@ void backend_sync_done(struct backend_sync *bs, int res)
 static void sync_now(struct export_sync *es)
 {
 	struct export *exp = es->exp;
+	struct queue *q = es->bs.q;
+	unsigned int before = q->sync_dones;
 
 	if (unlikely(exp->rec))
 		recorder_sync_begin(exp->rec);
-	es->bs.q->streak = 0; /* E7: a sync is device work */
 	exp->b->ops->sync(exp->b, &es->bs);
+	/* E7: a sync done inline counts as a bio done inline; one that went
+	   to the device breaks the streak */
+	q->streak = q->sync_dones != before ? q->streak + 1 : 0;
 }
 
 static void on_delay(struct ring_cb *cb, int res)

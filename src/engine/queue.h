@@ -47,6 +47,7 @@ struct queue {
 	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E4) */
 	unsigned int bios; /* bios started here and not yet completed */
 	unsigned int bio_dones; /* bios completed here, ever */
+	unsigned int sync_dones; /* export syncs completed here, ever */
 	unsigned int streak; /* E7: bios in a row completed inline */
 	struct list_node conns; /* struct conn */
 	struct list_node runq; /* struct req: RUN and REPLY to act on */
