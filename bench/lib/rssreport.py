@@ -17,7 +17,7 @@ from report import f_iops, f_num, f_ratio, ratio, write_csv  # noqa: E402
 
 CONFIGS = [
     ("loopd", "loopd (defaults; buffered on tmpfs, O_DIRECT on disk)"),
-    ("loopd-buffered", "loopd --cache=buffered"),
+    ("loopd-direct", "loopd --cache=direct"),
     ("nbdkit", "nbdkit file plugin (16 threads per connection)"),
     ("qemu-wb", "qemu-nbd --cache=writeback --aio=threads --shared=0"),
     ("qemu-none", "qemu-nbd --cache=none --aio=io_uring --shared=0"),
