@@ -60,9 +60,10 @@
 #include "util/rounding.h"
 
 #define INLINE_MAX (128 * 1024) /* F3: larger copies go to the ring */
-#define SLOW_WRITE_NS 2000000ull /* F6: an inline write this much slower
-					 than its copy... */
-#define RING_WRITES_NS 100000000ull /* ...sends writes to the ring so long */
+/* F6: an inline write this much slower than its copy sends writes to the
+   ring for RING_WRITES_NS. */
+#define SLOW_WRITE_NS 2000000ull
+#define RING_WRITES_NS 100000000ull
 #define ZERO_CHUNK (1024 * 1024) /* zeroes written per step */
 
 enum step {
@@ -258,8 +259,8 @@ static bool write_inline(struct file_backend *f, struct bio *io)
 {
 	uint64_t t0 = now_ns(), t1;
 
-	if (t0 < atomic_load_explicit(&f->ring_writes_until,
-				      memory_order_relaxed))
+	if (t0 <
+	    atomic_load_explicit(&f->ring_writes_until, memory_order_relaxed))
 		return false;
 	inline_rw(io, f->fd);
 	t1 = now_ns();
