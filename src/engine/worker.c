@@ -27,8 +27,9 @@
  *     CQ is full is sent again.
  *
  * E7. Busy-poll.  A worker whose requests are being served from memory
- *     (the last POLL_STREAK bios completed inline: page cache hits, F3,
- *     F6) and that has no backend I/O in flight watches its ring for up to
+ *     (the last POLL_STREAK bios, or syncs, completed inline: page cache
+ *     hits, F3, F6, F7) and that has no backend I/O in flight watches its
+ *     ring for up to
  *     --busy-poll microseconds before it sleeps.  The next request of a
  *     client at queue depth 1 then finds it awake: waking a sleeping
  *     worker costs a halted vCPU's wake-up, more than the request itself.
