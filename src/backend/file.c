@@ -51,11 +51,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend/rmw.h"
 #include "backend/zero.h"
+#include "util/clock.h"
 #include "util/io.h"
 #include "util/rounding.h"
 
@@ -246,24 +246,16 @@ static void inline_rw(struct bio *io, int fd)
 	bio_done(io, 0);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* F6: a plain WRITE into the page cache, unless writes are throttled. */
 static bool write_inline(struct file_backend *f, struct bio *io)
 {
-	uint64_t t0 = now_ns(), t1;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), t1;
 
 	if (t0 <
 	    atomic_load_explicit(&f->ring_writes_until, memory_order_relaxed))
 		return false;
 	inline_rw(io, f->fd);
-	t1 = now_ns();
+	t1 = clock_ns(CLOCK_MONOTONIC);
 	if (t1 - t0 > SLOW_WRITE_NS + io->len)
 		atomic_store_explicit(&f->ring_writes_until,
 				      t1 + RING_WRITES_NS,

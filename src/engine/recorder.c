@@ -50,7 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/export.h"
@@ -58,6 +57,7 @@
 #include "nbd/proto.h"
 #include "trace/trace.h"
 #include "trace/tracefile.h"
+#include "util/clock.h"
 #include "util/io.h"
 #include "util/list.h"
 #include "util/log.h"
@@ -101,14 +101,6 @@ struct recorder {
 	bool failed; /* K4: recording stopped */
 	int ctl_fd;
 };
-
-static uint64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-
-	clock_gettime(c, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* K4: the first failure is logged; later ones are silent. */
 static void stop_recording(struct recorder *rec, int err)
@@ -245,7 +237,7 @@ static void append(struct recorder *rec, struct trace_rec *r)
 	if (rec->failed)
 		return;
 	r->seq = ++rec->seq;
-	r->t_ns = now_ns(CLOCK_MONOTONIC) - rec->t0;
+	r->t_ns = clock_ns(CLOCK_MONOTONIC) - rec->t0;
 	n = trace_encode_prefix(prefix, r);
 	put(rec, prefix, n);
 	if (r->type == TRACE_DATA)
@@ -473,7 +465,7 @@ static int make_header(struct export *exp, const char *base,
 	h->tflags = exp->tflags;
 	h->flush_mode = (uint8_t)exp->sched.flush;
 	h->order_mode = (uint8_t)exp->sched.order;
-	h->start_ns = now_ns(CLOCK_REALTIME);
+	h->start_ns = clock_ns(CLOCK_REALTIME);
 	snprintf(h->version, sizeof h->version, "loopd %s", LOOPD_VERSION);
 	return 0;
 }
@@ -528,7 +520,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 	r = ctl_listen(rec, err, errlen);
 	if (r < 0)
 		goto out_close;
-	rec->t0 = now_ns(CLOCK_MONOTONIC);
+	rec->t0 = clock_ns(CLOCK_MONOTONIC);
 	log_msg("--record %s: base image %s (%s)", path, h.base_path,
 		reflinked ? "reflink" : "sparse copy");
 	free(base);
@@ -559,7 +551,7 @@ static int end_incomplete(struct recorder *rec, struct trace_rec *r)
 	int ret;
 
 	r->seq = rec->good_seq + 1;
-	r->t_ns = now_ns(CLOCK_MONOTONIC) - rec->t0;
+	r->t_ns = clock_ns(CLOCK_MONOTONIC) - rec->t0;
 	r->end.flags |= TRACE_END_INCOMPLETE;
 	r->end.n_records = rec->good_seq;
 	buf = malloc(trace_rec_size(r));

@@ -29,8 +29,7 @@
  * E7. Busy-poll.  A worker whose requests are being served from memory
  *     (the last POLL_STREAK bios, or syncs, completed inline: page cache
  *     hits, F3, F6, F7) and that has no backend I/O in flight watches its
- *     ring for up to
- *     --busy-poll microseconds before it sleeps.  The next request of a
+ *     ring for up to --busy-poll microseconds before it sleeps.  The next request of a
  *     client at queue depth 1 then finds it awake: waking a sleeping
  *     worker costs a halted vCPU's wake-up, more than the request itself.
  *     While backend I/O is in flight it never polls: the device's
@@ -58,7 +57,6 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/conn.h"
@@ -67,6 +65,7 @@
 #include "engine/request.h"
 #include "engine/server.h"
 #include "engine/tsan.h"
+#include "util/clock.h"
 #include "util/compiler.h"
 #include "util/log.h"
 
@@ -99,14 +98,6 @@ bool queue_idle(const struct queue *q)
 	return q->bios == 0 && q->conns.next == q->conns.prev;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* E7: in-memory requests in a row before the worker busy-polls. */
 #define POLL_STREAK 2
 
@@ -125,14 +116,15 @@ static void busy_poll(struct queue *q)
 		return;
 	if (io_uring_sq_ready(&q->ring))
 		io_uring_submit(&q->ring);
-	until = now_ns() + (uint64_t)q->srv->busy_poll_us * 1000u;
+	until = clock_ns(CLOCK_MONOTONIC) +
+		(uint64_t)q->srv->busy_poll_us * 1000u;
 	do {
 		if (io_uring_cq_ready(&q->ring) ||
 		    (IO_URING_READ_ONCE(*q->ring.sq.kflags) &
 		     IORING_SQ_TASKRUN))
 			return;
 		cpu_relax();
-	} while (now_ns() < until);
+	} while (clock_ns(CLOCK_MONOTONIC) < until);
 	q->streak = 0;
 }
 
