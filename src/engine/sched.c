@@ -91,7 +91,7 @@
  *     before a FLUSH arrived completed before then, so a sync issued when
  *     wdone already had its value at the FLUSH's arrival covers the FLUSH:
  *     - Join: a runnable FLUSH joins the RUNNING sync's batch when no write
- *       completed since that sync was issued (wdone == s->sync_wmark).
+ *       completed since that sync was issued (wdone == run_op->wmark).
  *     - Clean: a runnable FLUSH is replied 0 at once, with no sync, when
  *       the last batch sync that retired with success (R5) was issued at
  *       the current wdone: every write that ever completed is durable.
@@ -263,7 +263,6 @@ static void sync_issue(struct sched *s, struct sched_syncop *op,
 	assert(!s->sync_running);
 	op_issue(s, op, leader);
 	op->wmark = s->wdone;
-	s->sync_wmark = s->wdone;
 	s->run_op = op;
 	s->sync_running = true;
 	s->stats.syncs++;
@@ -309,7 +308,7 @@ static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 		return;
 	}
 	if (s->flush == FLUSH_SYNC && s->sync_running &&
-	    s->sync_wmark == s->wdone) {
+	    s->run_op->wmark == s->wdone) {
 		struct sched_syncop *op = s->run_op; /* R7 join */
 
 		s->stats.flush_joined++;

@@ -113,7 +113,6 @@ struct sched {
 	/* What the syncs cover (R7). */
 	bool early_on; /* sched_set_early() */
 	uint64_t wdone; /* writes completed so far */
-	uint64_t sync_wmark; /* wdone when the running sync was issued */
 	uint64_t durable_wmark; /* wdone at the issue of the last batch sync
 				   that retired with success; UINT64_MAX
 				   until one has */
