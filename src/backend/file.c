@@ -34,8 +34,8 @@
  *     write blocks only while the kernel throttles dirty pages; one that
  *     took SLOW_WRITE_NS longer than its copy should (1 ns a byte) sends
  *     every write of the next RING_WRITES_NS through the ring, so that
- *     writeback does not hold a worker whose other connections wait.  A FUA write waits for the
- *     device and always goes through the ring.
+ *     writeback does not hold a worker whose other connections wait.  A
+ *     FUA write waits for the device and always goes through the ring.
  * F7. A sync runs inline (fdatasync on the worker) when the worker has no
  *     bio in flight and serves only the one connection (queue_idle()):
  *     nothing else would run meanwhile, while the ring would hand the

@@ -93,7 +93,7 @@ void backend_sync_done(struct backend_sync *bs, int res)
 				    scheduler has it (R1) */
 	struct sched_out o;
 
-	q->sync_dones++; /* E7 */
+	q->dones++; /* E7 */
 	if (res < 0)
 		log_msg("export \"%s\": sync failed: %s; the export no longer "
 			"claims durability until restarted (writes and "
@@ -112,14 +112,12 @@ static void sync_now(struct export_sync *es)
 {
 	struct export *exp = es->exp;
 	struct queue *q = es->bs.q;
-	unsigned int before = q->sync_dones;
+	unsigned int before = q->dones;
 
 	if (unlikely(exp->rec))
 		recorder_sync_begin(exp->rec);
 	exp->b->ops->sync(exp->b, &es->bs);
-	/* E7: a sync done inline counts as a bio done inline; one that went
-	   to the device breaks the streak */
-	q->streak = q->sync_dones != before ? q->streak + 1 : 0;
+	queue_count_inline(q, before); /* E7: as for a bio */
 }
 
 static void on_delay(struct ring_cb *cb, int res)

@@ -46,15 +46,24 @@ struct queue {
 	bool stopping, forced; /* has acted on stop / on force */
 	unsigned int in_flight; /* SQEs issued, CQEs not yet seen (E4) */
 	unsigned int bios; /* bios started here and not yet completed */
-	unsigned int bio_dones; /* bios completed here, ever */
-	unsigned int sync_dones; /* export syncs completed here, ever */
-	unsigned int streak; /* E7: bios in a row completed inline */
+	unsigned int dones; /* bios and export syncs completed here, ever */
+	unsigned int streak; /* E7: bios or syncs in a row completed inline */
 	struct list_node conns; /* struct conn */
 	struct list_node runq; /* struct req: RUN and REPLY to act on */
 	struct list_node dirty; /* struct conn with replies to send */
 	struct list_node closeq; /* struct conn that may have finished */
 	struct list_node syncq; /* export syncs to start after sends (E8) */
 };
+
+/*
+ * E7: a bio or sync was started when q->dones was before; if it (or
+ * anything) completed during the start, it ran inline and the streak
+ * grows, else it went to the device and the streak ends.
+ */
+static inline void queue_count_inline(struct queue *q, unsigned int before)
+{
+	q->streak = q->dones != before ? q->streak + 1 : 0;
+}
 
 /* The queue a new connection goes to, round-robin, and every queue (E3). */
 struct queue *queue_of(unsigned int i);

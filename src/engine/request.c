@@ -282,7 +282,7 @@ static void submit(struct req *r)
 {
 	struct export *exp = r->conn->exp;
 	struct queue *q = r->io.q;
-	unsigned int before = q->bio_dones;
+	unsigned int before = q->dones;
 
 	q->bios++; /* queue_idle(), E7 */
 	r->started = true;
@@ -295,7 +295,7 @@ static void submit(struct req *r)
 	}
 	exp->b->ops->submit(exp->b, &r->io);
 	/* E7: r may be gone; did its bio complete inline? */
-	q->streak = q->bio_dones != before ? q->streak + 1 : 0;
+	queue_count_inline(q, before);
 }
 
 static void on_delay(struct ring_cb *cb, int res)
@@ -374,7 +374,7 @@ static void bio_stopped(struct req *r)
 	if (r->started) {
 		r->started = false;
 		r->io.q->bios--;
-		r->io.q->bio_dones++;
+		r->io.q->dones++;
 	}
 }
 
