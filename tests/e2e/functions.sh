@@ -54,6 +54,22 @@
 #                          (10 s) for nbdfuse to exit
 # The attach helpers register kernel_detach with on_exit (once); each
 # detach empties its variables, so a test may attach again after it.
+#
+# Ceph RBD (LOOPD_CEPH_CONF names the ceph.conf of a cluster with a pool
+# "rbd", e.g. the one scripts/ceph-cluster makes and ./run-tests starts):
+#   ceph_requires          skip (77) unless LOOPD_CEPH_CONF names a cluster
+#                          that answers (rados lspools, bounded, 10 s) and
+#                          has the pool "rbd", and "$LOOPD serve --help"
+#                          mentions --ceph-conf (the RBD backend is built
+#                          in); with CI=true, fail (1) instead of skipping
+#   rbd_cli ARGS...        rbd --conf "$LOOPD_CEPH_CONF" ARGS, bounded (60 s)
+#   rbd_image NAME SIZE    a fresh image rbd/NAME-$$ (layering only: no
+#                          exclusive lock to stall a client after a kill);
+#                          sets $rbd_img; removed at exit (on_exit), after
+#                          the servers that use it have been stopped
+#   ceph_pid NAME          the PID of the cluster's daemon NAME (osd.0,
+#                          mon.a, mgr.x), from the "pids" file that
+#                          scripts/ceph-cluster writes next to ceph.conf
 
 : "${LOOPD:?LOOPD must name the loopd binary}"
 : "${SRCDIR:?SRCDIR must name the source tree}"
@@ -397,4 +413,70 @@ kernel_detach() {
 		fuse_pid=
 		fuse_dir=
 	fi
+}
+
+# Ceph RBD: see the list at the top.
+rbd_img=
+
+ceph_requires() {
+	local why=
+	if ! "$LOOPD" serve --help 2>&1 | grep -q -- --ceph-conf; then
+		why="loopd has no RBD backend (serve --help has no --ceph-conf)"
+	elif [[ -z ${LOOPD_CEPH_CONF:-} ]]; then
+		why="no Ceph cluster: LOOPD_CEPH_CONF is not set"
+	elif [[ ! -r $LOOPD_CEPH_CONF ]]; then
+		why="LOOPD_CEPH_CONF=$LOOPD_CEPH_CONF is not a readable file"
+	elif ! command -v rados >/dev/null || ! command -v rbd >/dev/null; then
+		why="the Ceph clients (rados, rbd) are not installed"
+	elif ! timeout 10 rados --conf "$LOOPD_CEPH_CONF" lspools \
+		>"$TMP/lspools" 2>&1; then
+		why="the cluster of $LOOPD_CEPH_CONF does not answer in 10 s: $(tail -n 1 "$TMP/lspools")"
+	elif ! grep -qx rbd "$TMP/lspools"; then
+		why="the cluster of $LOOPD_CEPH_CONF has no pool \"rbd\""
+	fi
+	[[ -n $why ]] || return 0
+	[[ ${CI:-} != true ]] || fail "$why (CI=true: the RBD tests must run)"
+	skip "$why"
+}
+
+rbd_cli() {
+	timeout -k 5 60 rbd --conf "$LOOPD_CEPH_CONF" "$@"
+}
+
+# rbd_remove IMAGE: stop the test's servers (rbd rm refuses an image that
+# a client still has open), then remove IMAGE.  The watch of a client that
+# was killed outlives it by 30 s: such watchers are blocklisted first.
+rbd_remove() {
+	local img=$1 p addr
+	for p in "${server_pids[@]}"; do
+		stop_server "$p"
+	done
+	rbd_cli rm --no-progress "$img" >/dev/null 2>"$TMP/rbd-rm.err" &&
+		return 0
+	for addr in $(rbd_cli status --format json "$img" 2>/dev/null |
+		"$PY" -c 'import json, sys
+for w in json.load(sys.stdin).get("watchers", []):
+    print(w["address"])'); do
+		timeout 30 ceph --conf "$LOOPD_CEPH_CONF" osd blocklist add \
+			"$addr" >/dev/null 2>&1 || true
+	done
+	rbd_cli rm --no-progress "$img" >/dev/null 2>"$TMP/rbd-rm.err" ||
+		echo "warning: could not remove $img: $(tail -n 1 "$TMP/rbd-rm.err")" >&2
+}
+
+rbd_image() {
+	local img="rbd/$1-$$"
+	rbd_cli create "$img" --size "$2" --image-feature layering \
+		>"$TMP/rbd-create.err" 2>&1 ||
+		fail "rbd create $img: $(cat "$TMP/rbd-create.err")"
+	on_exit "rbd_remove '$img'"
+	rbd_img=$img
+}
+
+ceph_pid() {
+	local p
+	p=$(awk -v n="$1" '$1 == n { print $2 }' \
+		"$(dirname "$LOOPD_CEPH_CONF")/pids" 2>/dev/null)
+	[[ $p =~ ^[0-9]+$ ]] || fail "no PID of $1 in $(dirname "$LOOPD_CEPH_CONF")/pids"
+	echo "$p"
 }
