@@ -20,7 +20,9 @@
  *     finished bios per worker and an eventfd that its callbacks write,
  *     and in attach() it arms a read of that eventfd on the worker's ring
  *     (queue_sqe_idle() + io_uring_prep_read), whose ring_cb drains the
- *     queue and re-arms the read.  A worker never blocks on a backend.
+ *     queue and re-arms the read; it holds the worker (queue_hold())
+ *     for each bio or sync out on its threads.  A worker never blocks on
+ *     a backend.
  * B2. Durability.  With io->fua the bio completes only once its data is
  *     durable (RWF_DSYNC, or a sync after it).  A sync makes durable every
  *     bio completed before the sync was called.  The scheduler never asks
@@ -75,6 +77,15 @@ struct io_uring_sqe *queue_sqe(struct queue *q, struct ring_cb *cb);
  * when it stops.
  */
 struct io_uring_sqe *queue_sqe_idle(struct queue *q, struct ring_cb *cb);
+
+/*
+ * A backend whose bios and syncs complete through such an idle SQE (B1)
+ * holds q once per bio or sync it has handed to its own threads, and
+ * releases it when that one completes on q: the worker does not stop
+ * while one is out (E4).  On q's thread only.
+ */
+void queue_hold(struct queue *q);
+void queue_release(struct queue *q);
 
 enum bio_op {
 	BIO_READ,
@@ -155,6 +166,10 @@ struct backend_opts {
 	uint64_t create_size; /* --size: create or grow to this; 0 = no */
 	bool read_only;
 	bool direct; /* --cache=direct (where supported) */
+	/* rbd: (backend/rbd.c) */
+	const char *ceph_conf; /* --ceph-conf; NULL: librados' search */
+	const char *ceph_id; /* --ceph-id; NULL: admin */
+	unsigned int ceph_timeout; /* --ceph-timeout, seconds */
 };
 
 struct backend_ops {

@@ -167,6 +167,16 @@ struct io_uring_sqe *queue_sqe_idle(struct queue *q, struct ring_cb *cb)
 	return sqe;
 }
 
+void queue_hold(struct queue *q)
+{
+	q->in_flight++;
+}
+
+void queue_release(struct queue *q)
+{
+	q->in_flight--;
+}
+
 void queue_timer(struct queue *q, struct ring_cb *cb,
 		 struct __kernel_timespec *ts, unsigned int ms)
 {
