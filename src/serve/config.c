@@ -37,6 +37,9 @@ enum {
 	OPT_TLSPSK,
 	OPT_USER,
 	OPT_GROUP,
+	OPT_CEPHCONF,
+	OPT_CEPHID,
+	OPT_CEPHTIMEOUT,
 };
 
 static const struct option opts[] = {
@@ -64,6 +67,9 @@ static const struct option opts[] = {
 	{"tls-psk", required_argument, NULL, OPT_TLSPSK},
 	{"user", required_argument, NULL, OPT_USER},
 	{"group", required_argument, NULL, OPT_GROUP},
+	{"ceph-conf", required_argument, NULL, OPT_CEPHCONF},
+	{"ceph-id", required_argument, NULL, OPT_CEPHID},
+	{"ceph-timeout", required_argument, NULL, OPT_CEPHTIMEOUT},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -83,7 +89,12 @@ static void usage_serve(FILE *f)
 		"A FILE may be a regular file or a block device; mem:SIZE "
 		"serves "
 		"a scratch\n"
-		"disk in memory (lost at exit), for tests.\n"
+		"disk in memory (lost at exit), for tests"
+#ifdef LOOPD_HAVE_RBD
+		"; rbd:POOL/IMAGE serves an image\n"
+		"of a Ceph cluster (named IMAGE)"
+#endif
+		".\n"
 		"\n"
 		"Options:\n"
 		"  -s, --size SIZE         create a missing FILE sparse, or "
@@ -137,6 +148,16 @@ static void usage_serve(FILE *f)
 		"once "
 		"listening\n"
 		"      --group GROUP       switch to GROUP once listening\n"
+#ifdef LOOPD_HAVE_RBD
+		"      --ceph-conf FILE    rbd: the cluster's ceph.conf "
+		"(default: $CEPH_CONF,\n"
+		"                          /etc/ceph/ceph.conf, ...)\n"
+		"      --ceph-id NAME      rbd: connect as client.NAME "
+		"(default admin)\n"
+		"      --ceph-timeout SECS  rbd: connecting, and each "
+		"operation, fail (EIO)\n"
+		"                          after this long (default 30)\n"
+#endif
 		"  -q, --queues N          worker threads, each with its own "
 		"io_uring\n"
 		"                          (default: one per CPU)\n"
@@ -335,6 +356,15 @@ static int parse_option(struct serve_config *cfg, int c, const char *arg)
 	case OPT_RECORD:
 		cfg->record = arg;
 		break;
+	case OPT_CEPHCONF:
+		cfg->exp.bo.ceph_conf = arg;
+		break;
+	case OPT_CEPHID:
+		cfg->exp.bo.ceph_id = arg;
+		break;
+	case OPT_CEPHTIMEOUT:
+		return parse_uint("ceph-timeout", arg, 1, 3600,
+				  &cfg->exp.bo.ceph_timeout);
 	case OPT_INJECT:
 		v = inject_parse(arg, err, sizeof err);
 		if (v < 0)
@@ -351,7 +381,7 @@ static void set_defaults(struct serve_config *cfg)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*cfg = (struct serve_config){
-		.exp = {.bo.direct = false,
+		.exp = {.bo = {.direct = false, .ceph_timeout = 30},
 			.order = ORDER_OVERLAP,
 			.flush = FLUSH_SYNC},
 		.socket_mode = 0600,

@@ -335,6 +335,22 @@ int cmd_serve(int argc, char **argv)
 	if ((cfg.user || cfg.group) &&
 	    lookup_ids(cfg.user, cfg.group, &ids) < 0)
 		return 1;
+	/*
+	 * Fork before opening anything: a backend may start threads (librados
+	 * does), and they would not follow into the daemon, nor would they
+	 * block the signals that this thread takes.  The daemon keeps
+	 * stderr, and the launching process exits 1 unless it gets ready.
+	 */
+	if (!cfg.foreground) {
+		r = daemonise(&status);
+		if (r) /* 1: the launching process, done */
+			return r < 0 ? 1 : status;
+	}
+	/* Signals are taken synchronously by this thread only: blocked
+	   before any thread starts, which inherits the mask. */
+	sfd = signals_block();
+	if (sfd < 0)
+		return 1;
 	if (open_exports(&cfg) < 0 || open_recorder(&cfg, &rec) < 0)
 		return 1;
 	log_warnings(&cfg);
@@ -343,15 +359,6 @@ int cmd_serve(int argc, char **argv)
 	log_exports();
 	listen_log(&ls, &srv);
 
-	if (!cfg.foreground) {
-		r = daemonise(&status);
-		if (r) /* 1: the launching process, done */
-			return r < 0 ? 1 : status;
-	}
-	/* Signals are taken synchronously by this thread only. */
-	sfd = signals_block();
-	if (sfd < 0)
-		return 1;
 	r = workers_start(&srv);
 	if (r < 0) {
 		log_msg("cannot start workers: %s", strerror(-r));
