@@ -447,10 +447,16 @@ static int connect_cluster(struct rbd_backend *rb, const struct backend_opts *o,
 		return r;
 	r = rados_connect(rb->cluster);
 	if (r < 0) {
-		snprintf(err, errlen,
-			 "%s: cannot connect to the Ceph cluster as client.%s "
-			 "(within %u s): %s",
-			 o->spec, id, o->ceph_timeout, strerror(-r));
+		if (r == -ETIMEDOUT)
+			snprintf(err, errlen,
+				 "%s: the Ceph cluster did not answer within "
+				 "%u s (--ceph-timeout)",
+				 o->spec, o->ceph_timeout);
+		else
+			snprintf(err, errlen,
+				 "%s: cannot connect to the Ceph cluster as "
+				 "client.%s: %s",
+				 o->spec, id, strerror(-r));
 		return r;
 	}
 	return 0;
