@@ -67,6 +67,9 @@
 #                          exclusive lock to stall a client after a kill);
 #                          sets $rbd_img; removed at exit (on_exit), after
 #                          the servers that use it have been stopped
+#   rbd_fence IMAGE        blocklist every client that watches IMAGE (the
+#                          watch of a killed client outlives it by 30 s,
+#                          and its writes in flight could still land)
 #   ceph_pid NAME          the PID of the cluster's daemon NAME (osd.0,
 #                          mon.a, mgr.x), from the "pids" file that
 #                          scripts/ceph-cluster writes next to ceph.conf
@@ -443,23 +446,30 @@ rbd_cli() {
 	timeout -k 5 60 rbd --conf "$LOOPD_CEPH_CONF" "$@"
 }
 
+rbd_fence() {
+	local addr n=0
+	for addr in $(rbd_cli status --format json "$1" 2>/dev/null |
+		"$PY" -c 'import json, sys
+for w in json.load(sys.stdin).get("watchers", []):
+    print(w["address"])'); do
+		timeout 30 ceph --conf "$LOOPD_CEPH_CONF" osd blocklist add \
+			"$addr" >/dev/null 2>&1 || return 1
+		n=$((n + 1))
+	done
+	echo "  $n client(s) of $1 blocklisted"
+}
+
 # rbd_remove IMAGE: stop the test's servers (rbd rm refuses an image that
-# a client still has open), then remove IMAGE.  The watch of a client that
-# was killed outlives it by 30 s: such watchers are blocklisted first.
+# a client still has open), then remove IMAGE; if a killed client's watch
+# still holds it, fence that client first.
 rbd_remove() {
-	local img=$1 p addr
+	local img=$1 p
 	for p in "${server_pids[@]}"; do
 		stop_server "$p"
 	done
 	rbd_cli rm --no-progress "$img" >/dev/null 2>"$TMP/rbd-rm.err" &&
 		return 0
-	for addr in $(rbd_cli status --format json "$img" 2>/dev/null |
-		"$PY" -c 'import json, sys
-for w in json.load(sys.stdin).get("watchers", []):
-    print(w["address"])'); do
-		timeout 30 ceph --conf "$LOOPD_CEPH_CONF" osd blocklist add \
-			"$addr" >/dev/null 2>&1 || true
-	done
+	rbd_fence "$img" >/dev/null
 	rbd_cli rm --no-progress "$img" >/dev/null 2>"$TMP/rbd-rm.err" ||
 		echo "warning: could not remove $img: $(tail -n 1 "$TMP/rbd-rm.err")" >&2
 }
