@@ -176,3 +176,13 @@ int export_finish(struct export *exp, bool *latched)
 	pthread_mutex_unlock(&exp->lock);
 	return exp->read_only ? 0 : exp->b->ops->final_sync(exp->b);
 }
+
+void export_close(struct export *exp)
+{
+	exp->b->ops->close(exp->b);
+	pthread_mutex_destroy(&exp->lock);
+	free(exp->sync);
+	free(exp->name);
+	free(exp->description);
+	free(exp);
+}

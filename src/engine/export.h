@@ -70,4 +70,11 @@ void export_start_deferred(struct queue *q);
  */
 int export_finish(struct export *exp, bool *latched);
 
+/*
+ * Last: close the backend (an RBD image's handle releases its watch and
+ * its lock at once, rather than when the cluster times it out) and free
+ * the export.
+ */
+void export_close(struct export *exp);
+
 #endif /* LOOPD_ENGINE_EXPORT_H */

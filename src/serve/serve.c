@@ -292,6 +292,17 @@ static int finish_exports(void)
 	return status;
 }
 
+static void close_exports(void)
+{
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++)
+		export_close(srv.exports[i]);
+	free(srv.exports);
+	srv.exports = NULL;
+	srv.n_exports = 0;
+}
+
 /* After the first SIGINT/SIGTERM.  Returns the exit status. */
 static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 		      int sfd, struct recorder *rec)
@@ -311,6 +322,7 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 		log_msg("--record %s: could not finish the trace", cfg->record);
 		status = 1;
 	}
+	close_exports(); /* after the recorder, which hashes them */
 	if (cfg->pidfile)
 		pidfile_remove(cfg->pidfile);
 	log_msg("stopped");
