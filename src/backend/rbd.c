@@ -46,9 +46,16 @@
  *     forever): an operation that times out fails with ETIMEDOUT, sent to
  *     the client as EIO.  A flush or FUA write that fails latches the
  *     export (R5): what librbd acknowledged from its cache may be lost.
- * D8. BLOCK_STATUS reports all data: finding holes (rbd_diff_iterate2)
- *     blocks, and a worker never blocks (B1).  Never a hole where data
- *     may be.
+ * D8. BLOCK_STATUS.  Holes are reported only for an image with the
+ *     fast-diff feature and a valid object map: librbd marks an object in
+ *     its object map before it sends the first write to it, so the map
+ *     covers every write librbd has completed, cache or not.  Without
+ *     fast-diff, finding holes would ask the OSDs, which do not yet have
+ *     the writes still in librbd's cache: loopd then reports all data.
+ *     rbd_diff_iterate2 blocks, so it runs on the backend's own map
+ *     thread, which completes through the worker's stack like librbd
+ *     (D2).  Whole objects: a hole is an object that does not exist.
+ *     Never a hole where data may be.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +64,7 @@
 #include <pthread.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
+#include <rbd/features.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +100,13 @@ struct rbd_backend {
 	pthread_mutex_t attach_lock;
 	unsigned int n_slots;
 	_Atomic(struct rbd_slot *) slots[MAX_SLOTS];
+	/* D8: the map thread and its queue of BIO_EXTENTS bios. */
+	bool can_map; /* fast-diff: holes can be found */
+	bool map_started, map_stop;
+	pthread_t map_thread;
+	pthread_mutex_t map_lock;
+	pthread_cond_t map_cond;
+	struct rop *map_head, *map_tail;
 	char desc[256];
 	char how[64];
 };
@@ -106,6 +121,7 @@ struct rop {
 	uint8_t kind; /* enum rop_kind */
 	bool then_flush; /* D3: a FUA ZERO or TRIM, before its flush */
 	bool flushed; /* D3: the flush has run (its error latches) */
+	int res; /* D8: the map thread's result (c is NULL then) */
 };
 
 _Static_assert(sizeof(struct rop) <= sizeof(((struct bio *)0)->priv),
@@ -136,15 +152,13 @@ static struct backend_sync *sync_of_rop(struct rop *op)
 /* ---------------------------------------------------------------- */
 /* D2: from librbd's thread to the worker's.                          */
 
-/* On librbd's thread. */
-static void rop_callback(rbd_completion_t c, void *arg)
+/* On librbd's thread, or the map thread: hand op to its worker. */
+static void rop_push(struct rop *op)
 {
-	struct rop *op = arg;
 	struct rbd_slot *s = op->slot;
 	struct rop *head = atomic_load_explicit(&s->done, memory_order_relaxed);
 	uint64_t one = 1;
 
-	(void)c;
 	do
 		op->next = head;
 	while (!atomic_compare_exchange_weak_explicit(&s->done, &head, op,
@@ -154,6 +168,13 @@ static void rop_callback(rbd_completion_t c, void *arg)
 	   a stack that is not empty will be taken with the others. */
 	if (!head && write(s->efd, &one, sizeof one) != sizeof one)
 		abort(); /* an eventfd write fails only if misused */
+}
+
+/* On librbd's thread. */
+static void rop_callback(rbd_completion_t c, void *arg)
+{
+	(void)c;
+	rop_push(arg);
 }
 
 static void slot_arm(struct rbd_slot *s)
@@ -181,8 +202,12 @@ static void slot_ready(struct ring_cb *cb, int res)
 		ssize_t r;
 
 		next = rev->next;
-		r = rbd_aio_get_return_value(rev->c);
-		rbd_aio_release(rev->c);
+		if (rev->c) {
+			r = rbd_aio_get_return_value(rev->c);
+			rbd_aio_release(rev->c);
+		} else {
+			r = rev->res; /* from the map thread (D8) */
+		}
 		rop_finish(rev, r);
 	}
 	slot_arm(s);
@@ -287,6 +312,132 @@ static int go_flush(struct rbd_backend *rb, struct rop *op)
 	return rbd_aio_flush(rb->image, op->c);
 }
 
+/* ---------------------------------------------------------------- */
+/* D8: BLOCK_STATUS on the map thread.                                */
+
+static void all_data(struct bio *io)
+{
+	io->ext[0].len = io->len;
+	io->ext[0].hole = false;
+	io->n_ext = 1;
+}
+
+/* One BLOCK_STATUS being answered: io->ext covers [io->off, pos). */
+struct map_walk {
+	struct bio *io;
+	uint64_t pos, end;
+	bool unsorted;
+};
+
+/* Append len bytes of one kind; false once io->ext is full. */
+static bool walk_add(struct map_walk *w, uint64_t len, bool hole)
+{
+	struct bio *io = w->io;
+
+	if (!len)
+		return true;
+	if (io->n_ext && io->ext[io->n_ext - 1].hole == hole) {
+		io->ext[io->n_ext - 1].len += len;
+	} else {
+		if (io->n_ext == io->max_ext)
+			return false;
+		io->ext[io->n_ext++] = (struct bio_extent){len, hole};
+	}
+	w->pos += len;
+	return true;
+}
+
+/* rbd_diff_iterate2's callback: the objects that exist, in order. */
+static int walk_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+	struct map_walk *w = arg;
+	uint64_t end = off + len < w->end ? off + len : w->end;
+
+	if (off < w->io->off)
+		off = w->io->off; /* a whole object that starts before */
+	if (end <= off)
+		return 0;
+	if (off < w->pos) {
+		/* Out of order: a gap already said "hole" may be data.
+		   Stop; the answer becomes all data. */
+		w->unsorted = true;
+		return -ECANCELED;
+	}
+	if (!walk_add(w, off - w->pos, true) ||
+	    !walk_add(w, end - off, !exists))
+		return -ECANCELED; /* io->ext is full: a partial answer */
+	return 0;
+}
+
+/* On the map thread.  Always 0: all data is the answer when in doubt. */
+static int map_extents(struct rbd_backend *rb, struct bio *io)
+{
+	struct map_walk w = {
+		.io = io, .pos = io->off, .end = io->off + io->len};
+	uint64_t flags = 0;
+	int r;
+
+	io->n_ext = 0;
+	r = rbd_get_flags(rb->image, &flags);
+	if (r < 0 || (flags & (RBD_FLAG_OBJECT_MAP_INVALID |
+			       RBD_FLAG_FAST_DIFF_INVALID)))
+		goto all;
+	r = rbd_diff_iterate2(rb->image, NULL, io->off, io->len, 1, 1, walk_cb,
+			      &w);
+	if (w.unsorted || (r < 0 && r != -ECANCELED))
+		goto all;
+	if (r == 0)
+		(void)walk_add(&w, w.end - w.pos,
+			       true); /* the tail: no object */
+	if (io->n_ext)
+		return 0;
+all:
+	all_data(io);
+	return 0;
+}
+
+static void *map_main(void *arg)
+{
+	struct rbd_backend *rb = arg;
+	struct rop *op;
+
+	pthread_mutex_lock(&rb->map_lock);
+	for (;;) {
+		while (!rb->map_head && !rb->map_stop)
+			pthread_cond_wait(&rb->map_cond, &rb->map_lock);
+		op = rb->map_head;
+		if (!op)
+			break; /* stopping, and nothing is left */
+		rb->map_head = op->next;
+		if (!rb->map_head)
+			rb->map_tail = NULL;
+		pthread_mutex_unlock(&rb->map_lock);
+		op->res = map_extents(rb, bio_of_rop(op));
+		rop_push(op);
+		pthread_mutex_lock(&rb->map_lock);
+	}
+	pthread_mutex_unlock(&rb->map_lock);
+	return NULL;
+}
+
+static void map_queue(struct rbd_backend *rb, struct rop *op, struct bio *io)
+{
+	*op = (struct rop){.kind = ROP_BIO, .slot = slot_of(rb, io->q)};
+	if (!op->slot) {
+		bio_fail(io, -EIO); /* never: every worker attaches (B1) */
+		return;
+	}
+	queue_hold(io->q);
+	pthread_mutex_lock(&rb->map_lock);
+	if (rb->map_tail)
+		rb->map_tail->next = op;
+	else
+		rb->map_head = op;
+	rb->map_tail = op;
+	pthread_cond_signal(&rb->map_cond);
+	pthread_mutex_unlock(&rb->map_lock);
+}
+
 static void rbd_submit(struct backend *b, struct bio *io)
 {
 	struct rbd_backend *rb = rb_of(b);
@@ -298,10 +449,12 @@ static void rbd_submit(struct backend *b, struct bio *io)
 		bio_done(io, 0); /* a hint: librbd reads ahead on its own */
 		return;
 	case BIO_EXTENTS: /* D8 */
-		io->ext[0].len = io->len;
-		io->ext[0].hole = false;
-		io->n_ext = 1;
-		bio_done(io, 0);
+		if (rb->can_map) {
+			map_queue(rb, op, io);
+		} else {
+			all_data(io);
+			bio_done(io, 0);
+		}
 		return;
 	case BIO_ZERO:
 		if (io->fast && io->no_hole) { /* D4 */
@@ -500,6 +653,15 @@ static void rbd_close_backend(struct backend *b)
 	struct rbd_backend *rb = rb_of(b);
 	unsigned int i;
 
+	if (rb->map_started) {
+		pthread_mutex_lock(&rb->map_lock);
+		rb->map_stop = true;
+		pthread_cond_signal(&rb->map_cond);
+		pthread_mutex_unlock(&rb->map_lock);
+		pthread_join(rb->map_thread, NULL);
+	}
+	pthread_cond_destroy(&rb->map_cond);
+	pthread_mutex_destroy(&rb->map_lock);
 	if (rb->image)
 		rbd_close(rb->image);
 	if (rb->ioctx)
@@ -521,7 +683,7 @@ static int rbd_open_backend(const struct backend_opts *o, struct backend **out,
 {
 	struct rbd_backend *rb = calloc(1, sizeof *rb);
 	rbd_image_info_t st;
-	uint64_t pref;
+	uint64_t pref, features;
 	int r;
 
 	if (!rb) {
@@ -529,6 +691,8 @@ static int rbd_open_backend(const struct backend_opts *o, struct backend **out,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&rb->attach_lock, NULL);
+	pthread_mutex_init(&rb->map_lock, NULL);
+	pthread_cond_init(&rb->map_cond, NULL);
 	r = open_image(rb, o, err, errlen);
 	if (r >= 0) {
 		r = rbd_stat(rb->image, &st, sizeof st);
@@ -542,6 +706,14 @@ static int rbd_open_backend(const struct backend_opts *o, struct backend **out,
 			 "create or resize RBD images (use rbd create/resize)",
 			 o->spec, (unsigned long long)st.size);
 		r = -EINVAL;
+	}
+	if (r >= 0 && rbd_get_features(rb->image, &features) >= 0 &&
+	    (features & RBD_FEATURE_FAST_DIFF)) { /* D8 */
+		r = -pthread_create(&rb->map_thread, NULL, map_main, rb);
+		if (r < 0)
+			snprintf(err, errlen, "%s: cannot start a thread: %s",
+				 o->spec, strerror(-r));
+		rb->map_started = rb->can_map = r == 0;
 	}
 	if (r < 0) {
 		rbd_close_backend(&rb->b);
