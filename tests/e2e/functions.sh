@@ -422,7 +422,7 @@ kernel_detach() {
 rbd_img=
 
 ceph_requires() {
-	local why=
+	local why='' rc=0
 	if ! "$LOOPD" serve --help 2>&1 | grep -q -- --ceph-conf; then
 		why="loopd has no RBD backend (serve --help has no --ceph-conf)"
 	elif [[ -z ${LOOPD_CEPH_CONF:-} ]]; then
@@ -431,11 +431,16 @@ ceph_requires() {
 		why="LOOPD_CEPH_CONF=$LOOPD_CEPH_CONF is not a readable file"
 	elif ! command -v rados >/dev/null || ! command -v rbd >/dev/null; then
 		why="the Ceph clients (rados, rbd) are not installed"
-	elif ! timeout 10 rados --conf "$LOOPD_CEPH_CONF" lspools \
-		>"$TMP/lspools" 2>&1; then
-		why="the cluster of $LOOPD_CEPH_CONF does not answer in 10 s: $(tail -n 1 "$TMP/lspools")"
-	elif ! grep -qx rbd "$TMP/lspools"; then
-		why="the cluster of $LOOPD_CEPH_CONF has no pool \"rbd\""
+	else
+		timeout 10 rados --conf "$LOOPD_CEPH_CONF" lspools \
+			>"$TMP/lspools" 2>&1 || rc=$?
+		if ((rc == 124)); then
+			why="the cluster of $LOOPD_CEPH_CONF does not answer (rados lspools: no reply in 10 s)"
+		elif ((rc != 0)); then
+			why="the cluster of $LOOPD_CEPH_CONF does not answer (rados lspools: exit $rc: $(tail -n 1 "$TMP/lspools"))"
+		elif ! grep -qx rbd "$TMP/lspools"; then
+			why="the cluster of $LOOPD_CEPH_CONF has no pool \"rbd\""
+		fi
 	fi
 	[[ -n $why ]] || return 0
 	[[ ${CI:-} != true ]] || fail "$why (CI=true: the RBD tests must run)"
