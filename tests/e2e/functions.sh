@@ -63,10 +63,12 @@
 #                          mentions --ceph-conf (the RBD backend is built
 #                          in); with CI=true, fail (1) instead of skipping
 #   rbd_cli ARGS...        rbd --conf "$LOOPD_CEPH_CONF" ARGS, bounded (60 s)
-#   rbd_image NAME SIZE    a fresh image rbd/NAME-$$ (layering only: no
-#                          exclusive lock to stall a client after a kill);
-#                          sets $rbd_img; removed at exit (on_exit), after
-#                          the servers that use it have been stopped
+#   rbd_image NAME SIZE [FEATURES]
+#                          a fresh image rbd/NAME-$$ with FEATURES (default
+#                          layering only: no exclusive lock to stall a
+#                          client after a kill); sets $rbd_img; removed at
+#                          exit (on_exit), after the servers that use it
+#                          have been stopped
 #   rbd_fence IMAGE        blocklist every client that watches IMAGE (the
 #                          watch of a killed client outlives it by 30 s,
 #                          and its writes in flight could still land)
@@ -481,7 +483,7 @@ rbd_remove() {
 
 rbd_image() {
 	local img="rbd/$1-$$"
-	rbd_cli create "$img" --size "$2" --image-feature layering \
+	rbd_cli create "$img" --size "$2" --image-feature "${3:-layering}" \
 		>"$TMP/rbd-create.err" 2>&1 ||
 		fail "rbd create $img: $(cat "$TMP/rbd-create.err")"
 	on_exit "rbd_remove '$img'"

@@ -10,6 +10,9 @@
 #   - nbdcopy with 4 connections, there and back, cmp;
 #   - fio's nbd engine, randrw at queue depth 32 on 4 connections, every
 #     block verified (crc32c);
+#   - nbdinfo --map: holes (whole objects) on an image with fast-diff,
+#     right after a write that has not been flushed, and no hole at all
+#     without fast-diff;
 #   - a file export and an rbd export served side by side by one loopd,
 #     written at the same time, each keeping its own data;
 # and after each server stops, "rbd export" shows that the data reached
@@ -17,7 +20,7 @@
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
-requires nbdinfo qemu-img nbdcopy fio cmp
+requires nbdinfo nbdsh qemu-img nbdcopy fio cmp
 ceph_requires
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
 
@@ -128,6 +131,58 @@ cmp "$TMP/last.raw" "$TMP/exported.raw" ||
 cmp -n $((64 * MiB)) -i $((64 * MiB)) "$TMP/full.raw" "$TMP/exported.raw" ||
 	fail "the image's upper 64 MiB differ from what nbdcopy wrote"
 ok "the cluster's copy matches"
+
+# map_check MAP.json MODE: the allocation map after 1 MiB was written at
+# 9 MiB of a 64 MiB image (inside the object [8M, 12M)).  MODE "holes":
+# data where the write went, and holes outside its object; "data": no
+# hole anywhere.
+map_check() {
+	"$PY" - "$1" "$2" "$obj" <<'PYEOF'
+import json
+import sys
+
+from nbdtest import fail, ok
+
+MiB = 1 << 20
+extents = json.load(open(sys.argv[1]))
+mode, obj = sys.argv[2], int(sys.argv[3])
+pos, data = 0, 0
+for e in extents:
+    lo, hi, kind = e["offset"], e["offset"] + e["length"], e["type"]
+    if lo != pos:
+        fail(f"extent at {lo}, want {pos}: {extents}")
+    pos = hi
+    if kind & 1:
+        if mode == "data":
+            fail(f"[{lo}, {hi}) is reported as a hole without fast-diff")
+        if lo < 10 * MiB and hi > 9 * MiB:
+            fail(f"[{lo}, {hi}) is a hole but overlaps the write at 9M..10M")
+    else:
+        data += hi - lo
+        if mode == "holes" and (lo < 8 * MiB or hi > 8 * MiB + obj):
+            fail(f"[{lo}, {hi}) is data outside the written object")
+if pos != 64 * MiB:
+    fail(f"map ends at {pos}, want {64 * MiB}")
+ok(f"{len(extents)} extents, {data >> 20} MiB data" +
+   (", holes outside the written object" if mode == "holes" else ""))
+PYEOF
+}
+
+check "nbdinfo --map: holes from the object map (fast-diff), no flush needed"
+rbd_image map 64M layering,exclusive-lock,object-map,fast-diff
+start_server map --ceph-conf "$LOOPD_CEPH_CONF" "rbd:$rbd_img"
+nbdsh -u "$uri" -c 'h.pwrite(b"\x5a" * (1 << 20), 9 << 20)'
+nbdinfo --map --json "$uri" >"$TMP/map.json"
+map_check "$TMP/map.json" holes
+stop_server "$pid"
+
+check "nbdinfo --map: without fast-diff, all data (never a hole)"
+rbd_image nomap 64M
+start_server nomap --ceph-conf "$LOOPD_CEPH_CONF" "rbd:$rbd_img"
+nbdsh -u "$uri" -c 'h.pwrite(b"\x5a" * (1 << 20), 9 << 20)'
+nbdinfo --map --json "$uri" >"$TMP/nomap.json"
+map_check "$TMP/nomap.json" data
+stop_server "$pid"
 
 check "a file export and an rbd export side by side in one loopd"
 rbd_image side 32M
