@@ -13,6 +13,9 @@
 #     the same bytes, equal to the model, except in trimmed ranges (what a
 #     TRIM leaves is unspecified in NBD, and librbd may keep the old data
 #     of a partial object: the test says how much of it matched);
+#   - loopd's image reads as zeroes in every trimmed range (loopd asks
+#     librbd to zero partial objects too; qemu-nbd leaves them as they
+#     were, which NBD allows);
 #   - the comparison fails when one byte of an export is changed.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
@@ -71,6 +74,10 @@ done
 if cmp -s "$TMP/ref.raw" "$TMP/mine.raw"; then
 	ok "the two images are byte-identical, trimmed ranges included"
 fi
+
+check "loopd's TRIMs zeroed exactly their ranges (rbd_skip_partial_discard off)"
+"$PY" "$diff_py" trimzero "$TMP/loopd.undef" "$TMP/mine.raw" ||
+	fail "a range trimmed through loopd does not read as zeroes"
 
 check "the comparison sees one changed byte"
 cp "$TMP/mine.raw" "$TMP/tampered.raw"

@@ -18,6 +18,11 @@
       Each FILE (e.g. from "rbd export") must equal MODEL outside UNDEF.
       Also says how many bytes of the UNDEF ranges are equal between the
       FILEs, for the record.
+  test_rbd_diff.py trimzero UNDEF FILE
+      Every trimmed range of FILE reads as zeroes: loopd turns off
+      librbd's rbd_skip_partial_discard, so that a TRIM zeroes exactly its
+      range, partial objects included (docs/semantics.md, 3a), which is
+      what the recorder's model of a TRIM assumes.
   test_rbd_diff.py tamper MODEL UNDEF FILE
       Flip one byte of FILE at a specified offset that holds written data,
       and print "tampered: OFFSET", to show that cmp fails then.
@@ -240,7 +245,7 @@ def run(uri, seed, nops, out):
 
 
 def load(model_path, undef_path):
-    model = open(model_path, "rb").read()
+    model = open(model_path, "rb").read() if model_path else None
     undef = Ranges()
     for line in open(undef_path):
         a, b = map(int, line.split())
@@ -270,6 +275,18 @@ def cmp_files(model_path, undef_path, paths):
               "bytes are the same in both", flush=True)
 
 
+def trimzero(undef_path, path):
+    _, undef = load(None, undef_path)
+    data = open(path, "rb").read()
+    for a, b in undef.r:
+        if data[a:b] != bytes(b - a):
+            i = next(i for i in range(a, b) if data[i])
+            fail(f"{path}: byte {i} of the trimmed range [{a}, {b}) is "
+                 f"{data[i]:#x}, not zero")
+    ok(f"{path}: all {len(undef.r)} trimmed ranges ({undef.total()} bytes) "
+       "read as zeroes")
+
+
 def tamper(model_path, undef_path, path):
     model, undef = load(model_path, undef_path)
     rng = random.Random()
@@ -291,6 +308,8 @@ if __name__ == "__main__":
         run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif mode == "cmp":
         cmp_files(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif mode == "trimzero":
+        trimzero(sys.argv[2], sys.argv[3])
     elif mode == "tamper":
         tamper(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
