@@ -25,7 +25,13 @@
  *     of a write and a flush that would also wait for every other
  *     connection's writes.  A FUA WRITE_ZEROES or TRIM is the operation
  *     then a flush.  --cache=direct turns librbd's cache off (rbd_cache =
- *     false): every write then completes once committed.
+ *     false): every write then completes once committed.  librbd keeps
+ *     its cache write-through until it sees a first flush
+ *     (rbd_cache_writethrough_until_flush), a safety net for guests that
+ *     never flush; loopd turns it off: NBD already says that only flushed
+ *     and FUA writes are durable, exactly as for a file's page cache, and
+ *     a client that writes before its first flush (or never flushes,
+ *     relying on FUA) would otherwise wait for the OSDs on every write.
  * D4. WRITE_ZEROES is rbd_aio_write_zeroes, never a discard: with NO_HOLE
  *     it asks for thick provisioning.  FAST_ZERO: zeroing without
  *     NO_HOLE sends no data (librbd discards whole objects and zeroes the
@@ -559,6 +565,9 @@ static int configure(rados_t cl, const struct backend_opts *o, char *err,
 			goto bad;
 	}
 	r = rados_conf_set(cl, "rbd_skip_partial_discard", "false");
+	if (r >= 0) /* D3: the contract already says what is durable */
+		r = rados_conf_set(cl, "rbd_cache_writethrough_until_flush",
+				   "false");
 	if (r >= 0 && o->direct)
 		r = rados_conf_set(cl, "rbd_cache", "false");
 	if (r >= 0)
