@@ -74,6 +74,7 @@ struct ctx {
 	uint64_t size;
 	uint64_t n_chunks; /* CHUNK-sized pieces of the image */
 	uint8_t *base_data; /* per chunk: the base has data there */
+	uint8_t *base_zero; /* per chunk: the base reads as zeroes (X8) */
 	bool verify; /* LOOPD_CRASH_VERIFY: check every restore */
 	char workdir[PATH_MAX];
 
@@ -90,6 +91,11 @@ struct ctx {
 	char tool_msg[512];
 };
 
+/* A byte range of an image (X8). */
+struct piece {
+	uint64_t off, len;
+};
+
 /* A worker's working image and its in-memory D(t) (image.c, X3, X4). */
 struct image {
 	const struct ctx *c;
@@ -102,6 +108,9 @@ struct image {
 	struct crash_extents d;
 	uint8_t *dirty; /* per chunk: dmem was written there */
 	uint32_t *seen, stamp; /* per chunk: compared in this restore */
+	uint8_t *dz, *db; /* X8, per chunk: D(t) is zero, D(t) is the base */
+	struct piece *w; /* X8: what the state wrote, for X4's undo */
+	size_t n_w, cap_w;
 };
 
 /* How a worker runs its check (check.c, X5). */
