@@ -26,16 +26,20 @@
  * S3. hb: a ->hb b iff ReplyW(a) < RecvW(b).  An image is built from D(t)
  *     plus a chosen S ⊆ P(t).  Per elementary segment (ranges cut at every
  *     write's boundaries), the provider is the last chosen covering write
- *     in receive order (a linear extension of hb).  With CRASH_V_SWAP it
- *     is the earliest *hb-maximal* chosen covering write instead: among
- *     chosen writes, those with ReplyW > RecvW(last) are not hb-before any
- *     other chosen write.  Either way the provider is never hb-before a
- *     chosen (in particular a durable) write covering the segment, so
- *     every image is in Cand(u, t) for every unit u (unit mode), and
- *     concurrent overlapping writes land in either order.
- * S4. TRIM is "old or zero": a state picks zero for all TRIMs, or, with
- *     CRASH_V_TRIM_OLD, leaves all of them out (old contents).  A pending
- *     TRIM that is not chosen is "old" as well.  WRITE_ZEROES and WRITEs
+ *     in receive order (a linear extension of hb).  With CRASH_V_SWAP
+ *     (a state's order other than 0, S8) it is the hb-maximal chosen
+ *     covering write that comes last in the state's order: among chosen
+ *     writes, H = {last} and those with ReplyW > RecvW(last) are exactly
+ *     the ones not hb-before any other chosen write, so they are pairwise
+ *     concurrent and any of them may be the last writer.  Either way the
+ *     provider is never hb-before a chosen (in particular a durable)
+ *     write covering the segment, so every image is in Cand(u, t) for
+ *     every unit u (unit mode).
+ * S4. TRIM is "old or zero", chosen per TRIM: a state has a set of TRIMs
+ *     that keep the old contents (trim_old, with CRASH_V_TRIM_OLD); the
+ *     others are zeroes.  Choices per point: every subset of its TRIMs
+ *     when it has at most 3, else none, all, and 6 seeded random subsets.
+ *     A pending TRIM that is not chosen is "old" as well.  WRITE_ZEROES and WRITEs
  *     of zeroes are zero writes.  A TRIM acts only on the whole blocks of
  *     the trace's min_block inside its range, as loopd does (Z1 in
  *     zero.c): its write is that inner range, and a TRIM with no whole
@@ -45,13 +49,31 @@
  *     |P| <= E, every (subset, variant) combination in a seeded order, and
  *     with --tear the torn items; else round robin over prefixes in
  *     receive order and in completion order, omit-one, keep-one, random
- *     subsets with p = 0.1, 0.9, 0.5, and torn items.  Every item is a
- *     pure function of (trace, model, seed, E, tear, point, item).
+ *     subsets with p = 0.1, 0.9, 0.5, and torn items; with --garbage,
+ *     garbage items too (S9).  A combination is (subset, order (S8), trim
+ *     choice (S4)); sampled items pick the receive order and no old TRIM
+ *     half of the time, else a random order and random TRIMs.  Every item
+ *     is a pure function of (trace, model, seed, E, tear, garbage, point,
+ *     item).
  * S6. Tearing (unit mode, --tear): one chosen write keeps a random proper
  *     subset of its units (unit = the atomic unit A).  The first torn item
  *     tears the last received multi-unit write ("straddles the crash").
  * S7. Two states of one point with the same extents (same source per
  *     byte) are the same image: the extents' key dedupes them.
+ * S8. Orders of concurrent writes.  The writes that overlap a write in
+ *     flight when they arrived (conc, S3) are listed in receive order.  A
+ *     point with m of them received has m! orders when m <= 4: every
+ *     permutation (order 0 the receive order, m! - 1 its reverse), so
+ *     every linear extension of their hb among them is there; else 8: the
+ *     receive order, its reverse (together every pairwise order at least
+ *     once) and 6 seeded random orders.
+ * S9. Garbage (--garbage): a garbage item picks a pending write, the last
+ *     received first and then spread, chosen as present, and a random
+ *     non-empty subset of its units that hold arbitrary bytes
+ *     (crash_garbage(), a fixed function of the offset): a device may
+ *     leave a unit it was writing at the crash in any state.  Off by
+ *     default: the NBD contract says nothing of it, and checkers that
+ *     checksum their blocks should see it.
  */
 #include "trace/states.h"
 
@@ -445,6 +467,48 @@ out_nomem:
 	return -ENOMEM;
 }
 
+/* Number of entries of the sorted list below n. */
+static uint32_t count_below(const uint32_t *list, uint32_t len, uint32_t n)
+{
+	uint32_t lo = 0, hi = len;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (list[mid] < n)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* S4, S8: the TRIMs and the concurrent writes, each in receive order. */
+static int list_kinds(struct crash_plan *p)
+{
+	size_t nw = p->n_writes ? p->n_writes : 1;
+	uint32_t w;
+
+	p->conc_list = malloc(nw * sizeof *p->conc_list);
+	p->trim_list = malloc(nw * sizeof *p->trim_list);
+	if (!p->conc_list || !p->trim_list)
+		return -ENOMEM;
+	for (w = 0; w < p->n_writes; w++) {
+		struct crash_write *x = &p->writes[w];
+
+		x->conc_no = x->trim_no = NONE;
+		if (x->conc) {
+			x->conc_no = p->n_conc;
+			p->conc_list[p->n_conc++] = w;
+		}
+		if (x->kind == CRASH_W_TRIM) {
+			x->trim_no = p->n_trims;
+			p->trim_list[p->n_trims++] = w;
+		}
+	}
+	return 0;
+}
+
 /* Writes that overlap a write in flight when they arrived: S3. */
 static int find_concurrent(struct crash_plan *p, uint32_t *first_b)
 {
@@ -558,26 +622,52 @@ static uint32_t recv_before(const struct crash_plan *p, uint64_t t)
 
 #define N_STRATEGIES 7
 #define N_FIXED 4 /* items 0, 1: random (p = 0.5); 2: all; 3: none */
+#define MAX_PERM 4 /* S8: every order of up to this many writes */
+#define N_ORDERS 8 /* S8: else receive, reverse and 6 random orders */
+#define MAX_TRIM_SETS 3 /* S4: every subset of up to this many TRIMs */
+#define N_TRIMC 8 /* S4: else none, all and 6 random subsets */
 
 /* S5: the length of a point's candidate list. */
+static uint64_t factorial(uint32_t m)
+{
+	uint64_t f = 1;
+
+	while (m > 1)
+		f *= m--;
+	return f;
+}
+
+/* Torn (S6) and garbage (S9) items of an exhaustive list. */
+static uint64_t n_torn_items(const struct crash_plan *p, uint32_t n_multi)
+{
+	return !p->opts.tear ? 0 : n_multi * 2 < 256 ? n_multi * 2 : 256;
+}
+
+static uint64_t n_garbage_items(const struct crash_plan *p, uint32_t n)
+{
+	return !p->opts.garbage ? 0 : n * 2 < 256 ? n * 2 : 256;
+}
+
 static void size_point(struct crash_plan *p, struct crash_point *pt,
 		       uint32_t n_multi)
 {
-	uint64_t n = pt->n_pending, nv = 1, per, ns;
+	uint64_t n = pt->n_pending, per, ns;
 
-	if (pt->conc)
-		nv *= 2;
-	if (pt->trims)
-		nv *= 2;
+	pt->n_orders = !pt->conc ? 1
+		       : pt->n_conc <= MAX_PERM
+			       ? (uint32_t)factorial(pt->n_conc)
+			       : N_ORDERS;
+	pt->n_trimc = !pt->trims		     ? 1
+		      : pt->n_trims <= MAX_TRIM_SETS ? 1u << pt->n_trims
+						     : N_TRIMC;
 	pt->exhaustive = n <= p->opts.exhaustive;
 	if (pt->exhaustive) {
-		pt->combos = (1ull << n) * nv;
-		pt->items = N_FIXED + pt->combos;
-		if (p->opts.tear)
-			pt->items += n_multi * 2 < 256 ? n_multi * 2 : 256;
+		pt->combos = (1ull << n) * pt->n_orders * pt->n_trimc;
+		pt->items = N_FIXED + pt->combos + n_torn_items(p, n_multi) +
+			    n_garbage_items(p, (uint32_t)n);
 		return;
 	}
-	ns = N_STRATEGIES + (p->opts.tear ? 1 : 0);
+	ns = N_STRATEGIES + (p->opts.tear ? 1 : 0) + (p->opts.garbage ? 1 : 0);
 	per = n > 64 ? n : 64;
 	pt->combos = 0;
 	pt->items = N_FIXED + ns * per;
@@ -633,6 +723,8 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 		pt->skip_hi = skip_hi;
 		pt->conc = first_conc != NONE && first_conc < pt->n_recv;
 		pt->trims = first_trim != NONE && first_trim < pt->n_recv;
+		pt->n_conc = count_below(p->conc_list, p->n_conc, pt->n_recv);
+		pt->n_trims = count_below(p->trim_list, p->n_trims, pt->n_recv);
 		pt->mark = -1;
 		for (m = 0; m < p->n_marks && p->marks[m].seq < pt->t; m++)
 			pt->mark = (int32_t)m;
@@ -709,6 +801,8 @@ int crash_plan_build(const struct trace_header *h, const struct trace_rec *recs,
 	}
 	r = find_concurrent(p, &first_conc);
 	if (!r)
+		r = list_kinds(p);
+	if (!r)
 		r = build_segments(p);
 	if (!r)
 		r = build_points(p, fl, n_fl, first_conc);
@@ -739,6 +833,8 @@ void crash_plan_free(struct crash_plan *p)
 	free(p->cov_start);
 	free(p->cov);
 	free(p->seg_lo);
+	free(p->conc_list);
+	free(p->trim_list);
 	free(p);
 }
 
@@ -821,7 +917,8 @@ void crash_state_free(struct crash_state *st)
 {
 	free(st->chosen);
 	free(st->tear);
-	st->chosen = st->tear = NULL;
+	free(st->trim_old);
+	st->chosen = st->tear = st->trim_old = NULL;
 }
 
 static void choose_random(struct crash_state *st, uint64_t *rng, double prob)
@@ -859,15 +956,59 @@ static int tear_write(const struct crash_plan *p, const struct crash_scratch *s,
 	return 0;
 }
 
-static uint8_t variants_of(const struct crash_point *pt)
+/* S4: trim choice tc of the point's TRIMs (0: none stays old). */
+static void choose_trims(const struct crash_point *pt, struct crash_state *st,
+			 uint64_t tc, uint64_t seed)
 {
-	return (pt->conc ? CRASH_V_SWAP : 0) |
-	       (pt->trims ? CRASH_V_TRIM_OLD : 0);
+	uint64_t rng = mix3(seed, tc, 0x7217);
+	uint32_t i;
+
+	for (i = 0; i < pt->n_trims; i++)
+		if (pt->n_trims <= MAX_TRIM_SETS ? tc >> i & 1
+		    : tc == 1			 ? 1
+		    : tc > 1			 ? splitmix(&rng) & 1
+						 : 0) {
+			bit_set(st->trim_old, i);
+			st->variant |= CRASH_V_TRIM_OLD;
+		}
 }
 
-/* Combination c (exhaustive lists): subset bits, then the variant. */
+/* S4, S8: room for the TRIM choice. */
+static int alloc_trims(const struct crash_point *pt, struct crash_state *st)
+{
+	if (!pt->trims)
+		return 0;
+	st->trim_old = calloc(pt->n_trims / 64 + 1, sizeof *st->trim_old);
+	return st->trim_old ? 0 : -ENOMEM;
+}
+
+/* Order o and trim choice tc (S8, S4). */
+static void set_variant(const struct crash_point *pt, struct crash_state *st,
+			uint64_t o, uint64_t tc, uint64_t seed)
+{
+	st->order = (uint32_t)o;
+	if (o)
+		st->variant |= CRASH_V_SWAP;
+	choose_trims(pt, st, tc, seed);
+}
+
+/* Sampled items: half the time the receive order, else a random one;
+   half the time no old TRIM, else a random choice. */
+static void random_variant(const struct crash_point *pt, struct crash_state *st,
+			   uint64_t *rng, uint64_t seed)
+{
+	uint64_t o = 0, tc = 0, v = splitmix(rng);
+
+	if (pt->n_orders > 1 && v & 1)
+		o = 1 + (v >> 8) % (pt->n_orders - 1);
+	if (pt->n_trimc > 1 && v & 2)
+		tc = 1 + (v >> 32) % (pt->n_trimc - 1);
+	set_variant(pt, st, o, tc, seed);
+}
+
+/* Combination c (exhaustive lists): subset bits, order, trim choice. */
 static void choose_combo(const struct crash_point *pt, struct crash_state *st,
-			 uint64_t c)
+			 uint64_t c, uint64_t seed)
 {
 	uint32_t n = st->n_pending, i;
 	uint64_t v = c >> n;
@@ -875,12 +1016,32 @@ static void choose_combo(const struct crash_point *pt, struct crash_state *st,
 	for (i = 0; i < n; i++)
 		if (c >> i & 1)
 			bit_set(st->chosen, i);
-	if (pt->conc && pt->trims)
-		st->variant = (uint8_t)v;
-	else if (pt->conc)
-		st->variant = v ? CRASH_V_SWAP : 0;
-	else if (pt->trims)
-		st->variant = v ? CRASH_V_TRIM_OLD : 0;
+	set_variant(pt, st, v % pt->n_orders, v / pt->n_orders, seed);
+}
+
+/* S9: pending write w, present, with a random non-empty set of its units
+   holding garbage. */
+static int garble_write(const struct crash_plan *p,
+			const struct crash_scratch *s, struct crash_state *st,
+			uint32_t w, uint64_t *rng)
+{
+	uint32_t u, n, ones = 0;
+
+	st->torn = (uint32_t)s->pos_of[w];
+	st->garbage = true;
+	bit_set(st->chosen, st->torn);
+	n = st->n_units = units_of(p, &p->writes[w]);
+	st->tear = calloc((n + 63) / 64, sizeof *st->tear);
+	if (!st->tear)
+		return -ENOMEM;
+	for (u = 0; u < n; u++)
+		if (splitmix(rng) & 1) {
+			bit_set(st->tear, u);
+			ones++;
+		}
+	if (!ones)
+		bit_set(st->tear, (uint32_t)(splitmix(rng) % n));
+	return 0;
 }
 
 /*
@@ -905,8 +1066,10 @@ int crash_state_get(const struct crash_plan *p, struct crash_scratch *s,
 	st->n_pending = n;
 	st->torn = NONE;
 	st->chosen = calloc(n / 64 + 1, sizeof *st->chosen);
-	if (!st->chosen)
+	if (!st->chosen || alloc_trims(pt, st) < 0) {
+		crash_state_free(st);
 		return -ENOMEM;
+	}
 	if (item < N_FIXED - 2)
 		goto random_half;
 	if (item == N_FIXED - 2) {
@@ -923,14 +1086,18 @@ int crash_state_get(const struct crash_plan *p, struct crash_scratch *s,
 	if (pt->exhaustive) {
 		if (j < pt->combos) {
 			st->kind = "subset";
-			choose_combo(pt, st, bij(seed, pt->combos, j));
+			choose_combo(pt, st, bij(seed, pt->combos, j), seed);
 			goto count;
 		}
 		r = j - pt->combos;
-		goto torn;
+		if (r < n_torn_items(p, s->n_multi))
+			goto torn;
+		r -= n_torn_items(p, s->n_multi);
+		goto garbage;
 	}
-	strat = (uint32_t)(j % (N_STRATEGIES + (p->opts.tear ? 1 : 0)));
-	r = j / (N_STRATEGIES + (p->opts.tear ? 1 : 0));
+	i = N_STRATEGIES + (p->opts.tear ? 1 : 0) + (p->opts.garbage ? 1 : 0);
+	strat = (uint32_t)(j % i);
+	r = j / i;
 	switch (strat) {
 	case 0: /* prefix in receive order */
 	case 3: /* prefix in completion order */
@@ -961,17 +1128,19 @@ int crash_state_get(const struct crash_plan *p, struct crash_scratch *s,
 	case 2:
 		st->kind = "random-0.1";
 		choose_random(st, &rng, 0.1);
-		st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+		random_variant(pt, st, &rng, seed);
 		goto count;
 	case 5:
 		st->kind = "random-0.9";
 		choose_random(st, &rng, 0.9);
-		st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+		random_variant(pt, st, &rng, seed);
 		goto count;
 	case 6:
 		goto random_half;
 	default:
-		goto torn;
+		if (p->opts.tear && strat == N_STRATEGIES)
+			goto torn;
+		goto garbage;
 	}
 
 torn:
@@ -979,7 +1148,7 @@ torn:
 		goto random_half;
 	st->kind = "torn";
 	choose_random(st, &rng, 0.5);
-	st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+	random_variant(pt, st, &rng, seed);
 	/* r == 0: the last received multi-unit write; then spread. */
 	ret = tear_write(p, s, st,
 			 r ? s->multi[bij(seed + 99, s->n_multi, r - 1)]
@@ -991,10 +1160,27 @@ torn:
 	}
 	goto count;
 
+garbage:
+	if (!n)
+		goto random_half;
+	st->kind = "garbage";
+	choose_random(st, &rng, 0.5);
+	random_variant(pt, st, &rng, seed);
+	/* r == 0: the last received pending write; then spread. */
+	ret = garble_write(p, s, st,
+			   r ? s->pending[bij(seed + 77, n, r - 1)]
+			     : s->pending[n - 1],
+			   &rng);
+	if (ret < 0) {
+		crash_state_free(st);
+		return ret;
+	}
+	goto count;
+
 random_half:
 	st->kind = "random-0.5";
 	choose_random(st, &rng, 0.5);
-	st->variant = (uint8_t)(splitmix(&rng) & variants_of(pt));
+	random_variant(pt, st, &rng, seed);
 count:
 	for (i = 0; i < n; i++)
 		st->n_chosen += bit_get(st->chosen, i);
@@ -1018,8 +1204,9 @@ static bool chosen(const struct sel *x, uint32_t w)
 	const struct crash_state *st = x->st;
 	int32_t pos;
 
-	if (st && (st->variant & CRASH_V_TRIM_OLD) && cw->kind == CRASH_W_TRIM)
-		return false;
+	if (st && st->trim_old && cw->kind == CRASH_W_TRIM &&
+	    bit_get(st->trim_old, cw->trim_no))
+		return false; /* S4: this TRIM keeps the old contents */
 	if (crash_durable(x->p, x->k, w))
 		return true;
 	if (!st)
@@ -1027,7 +1214,7 @@ static bool chosen(const struct sel *x, uint32_t w)
 	pos = x->s->pos_of[w];
 	if (pos < 0 || !bit_get(st->chosen, (uint32_t)pos))
 		return false;
-	if ((uint32_t)pos == st->torn) {
+	if ((uint32_t)pos == st->torn && !st->garbage) {
 		uint64_t a = x->p->opts.unit;
 
 		return bit_get(st->tear, x->unit_off / a - cw->off / a);
@@ -1035,12 +1222,48 @@ static bool chosen(const struct sel *x, uint32_t w)
 	return true;
 }
 
+/* S8: where rank r of the permutations of m (<= MAX_PERM) puts c. */
+static uint32_t perm_pos(uint32_t m, uint64_t r, uint32_t c)
+{
+	uint32_t rest[MAX_PERM], i, j, n = m;
+
+	for (i = 0; i < m; i++)
+		rest[i] = i;
+	for (i = 0; i < m; i++) {
+		uint64_t f = factorial(m - 1 - i);
+
+		j = (uint32_t)(r / f);
+		r %= f;
+		if (rest[j] == c)
+			return i;
+		memmove(&rest[j], &rest[j + 1], (n - j - 1) * sizeof *rest);
+		n--;
+	}
+	return 0;
+}
+
+/* S8: w's rank in the state's order (higher: later, so it wins). */
+static uint64_t prio(const struct sel *x, uint32_t w)
+{
+	uint32_t m = x->p->points[x->k].n_conc, c = x->p->writes[w].conc_no;
+	uint32_t o = x->st->order;
+
+	if (c == NONE)
+		return w; /* not concurrent: alone among the hb-maximal */
+	if (m <= MAX_PERM)
+		return perm_pos(m, o, c);
+	if (o == 1)
+		return m - c; /* the reverse of the receive order */
+	return mix3(x->p->opts.seed, o, c);
+}
+
 /* The write whose bytes segment seg holds, or NONE for the base. */
 static uint32_t provider(const struct sel *x, uint32_t seg)
 {
 	const struct crash_plan *p = x->p;
 	uint32_t n_recv = x->k == CRASH_BASE ? 0 : p->points[x->k].n_recv;
-	uint32_t e, w, last = NONE;
+	uint32_t e, w, last = NONE, best;
+	uint64_t bp;
 
 	for (e = p->cov_start[seg]; e < p->cov_start[seg + 1]; e++) {
 		w = p->cov[e];
@@ -1049,16 +1272,23 @@ static uint32_t provider(const struct sel *x, uint32_t seg)
 		if (chosen(x, w))
 			last = w;
 	}
-	if (last == NONE || !x->st || !(x->st->variant & CRASH_V_SWAP))
+	if (last == NONE || !x->st || !x->st->order)
 		return last;
+	/* S3, S8: the hb-maximal chosen writes are last and those that
+	   replied after it arrived; the state's order picks among them. */
+	best = last;
+	bp = prio(x, last);
 	for (e = p->cov_start[seg]; e < p->cov_start[seg + 1]; e++) {
 		w = p->cov[e];
-		if (w >= n_recv)
+		if (w >= last)
 			break;
-		if (p->writes[w].reply > p->writes[last].recv && chosen(x, w))
-			return w;
+		if (p->writes[w].reply > p->writes[last].recv && chosen(x, w) &&
+		    prio(x, w) > bp) {
+			best = w;
+			bp = prio(x, w);
+		}
 	}
-	return last;
+	return best;
 }
 
 static uint32_t src_of(const struct crash_plan *p, uint32_t w)
@@ -1144,7 +1374,11 @@ static int visit(const struct sel *x, const struct sel *ref, uint32_t seg,
 		if (end > hi)
 			end = hi;
 		piece.unit_off = lo;
-		sx = src_of(p, provider(&piece, seg));
+		if (x->st->garbage &&
+		    bit_get(x->st->tear, lo / a - tw->off / a))
+			sx = CRASH_SRC_GARBAGE; /* S9 */
+		else
+			sx = src_of(p, provider(&piece, seg));
 		if (sx != sr && emit(out, lo, end - lo, sx) < 0)
 			return -ENOMEM;
 	}
@@ -1221,6 +1455,22 @@ int crash_durable_diff(const struct crash_plan *p, struct crash_scratch *s,
 			return -ENOMEM;
 	finish(out);
 	return 0;
+}
+
+void crash_garbage(uint64_t off, uint64_t len, uint8_t *out)
+{
+	uint64_t i, word = UINT64_MAX, v = 0;
+
+	for (i = 0; i < len; i++) {
+		uint64_t o = off + i;
+
+		if (o >> 3 != word) {
+			word = o >> 3;
+			v = word ^ 0x6761726261676521ull; /* "garbage!" */
+			v = splitmix(&v);
+		}
+		out[i] = (uint8_t)(v >> ((o & 7) * 8));
+	}
 }
 
 void crash_extents_free(struct crash_extents *x)

@@ -35,6 +35,7 @@ struct crash_opts {
 	uint64_t seed;
 	uint32_t exhaustive; /* E: enumerate all subsets when |P| <= E */
 	bool tear; /* unit mode: also tear one write per state */
+	bool garbage; /* S9: also states where units hold arbitrary bytes */
 	uint32_t unit; /* tearing unit (the atomic unit A) */
 };
 
@@ -55,6 +56,8 @@ struct crash_write {
 	bool fua;
 	bool conc; /* overlaps a concurrent write (either order) */
 	uint32_t conn;
+	uint32_t conc_no; /* conc: its index in the plan's conc list (S8) */
+	uint32_t trim_no; /* TRIM: its index in the plan's trim list (S4) */
 	const uint8_t *data; /* CRASH_W_DATA: len bytes */
 };
 
@@ -73,7 +76,11 @@ struct crash_point {
 	int32_t mark; /* index of the last mark before t, or -1 */
 	bool exhaustive; /* |P| <= E */
 	uint64_t items; /* length of the candidate list */
-	uint64_t combos; /* exhaustive: 2^|P| * variants */
+	uint64_t combos; /* exhaustive: 2^|P| * orders * trim choices */
+	uint32_t n_conc; /* concurrent writes received before t (S8) */
+	uint32_t n_trims; /* TRIMs received before t (S4) */
+	uint32_t n_orders; /* S8: orders of the concurrent writes */
+	uint32_t n_trimc; /* S4: choices of which TRIMs stay old */
 };
 
 struct crash_mark {
@@ -99,6 +106,8 @@ struct crash_plan {
 	uint32_t *cov_start; /* cov[cov_start[s] .. cov_start[s+1]) */
 	uint32_t *cov; /* writes covering a segment, in receive order */
 	uint32_t *seg_lo; /* per write: first segment it covers */
+	uint32_t *conc_list, n_conc; /* S8: concurrent writes, receive order */
+	uint32_t *trim_list, n_trims; /* S4: TRIMs, receive order */
 };
 
 /*
@@ -126,8 +135,8 @@ int crash_point_open(const struct crash_plan *p, struct crash_scratch *s,
 		     uint32_t k);
 
 enum crash_variant {
-	CRASH_V_SWAP = 1, /* concurrent overlapping writes: earliest wins */
-	CRASH_V_TRIM_OLD = 2, /* TRIMs keep the old contents (else zero) */
+	CRASH_V_SWAP = 1, /* concurrent writes in another order (S8) */
+	CRASH_V_TRIM_OLD = 2, /* some TRIMs keep the old contents (S4) */
 };
 
 struct crash_state {
@@ -139,7 +148,11 @@ struct crash_state {
 	uint64_t *chosen; /* bitset over the pending list */
 	uint32_t torn; /* pending index of the torn write, or UINT32_MAX */
 	uint32_t n_units; /* units of the torn write */
-	uint64_t *tear; /* bitset over its units: which are present */
+	uint64_t *tear; /* bitset over its units: which are present, or
+			   with garbage, which hold arbitrary bytes (S9) */
+	bool garbage; /* S9: the torn write's set units hold garbage */
+	uint32_t order; /* S8: 0 receive order, 1 reverse, ... */
+	uint64_t *trim_old; /* S4: bitset over the trim list, or NULL */
 };
 
 /*
@@ -153,6 +166,7 @@ void crash_state_free(struct crash_state *st);
 
 #define CRASH_SRC_BASE UINT32_MAX /* the base image's bytes */
 #define CRASH_SRC_ZERO (UINT32_MAX - 1) /* zeroes */
+#define CRASH_SRC_GARBAGE (UINT32_MAX - 2) /* S9: crash_garbage() bytes */
 
 /* A byte range and where its contents come from. */
 struct crash_extent {
@@ -195,6 +209,13 @@ static inline const uint8_t *crash_src_data(const struct crash_plan *p,
 }
 
 void crash_extents_free(struct crash_extents *x);
+
+/*
+ * S9: the arbitrary bytes of a garbage extent, for [off, off + len): a
+ * fixed function of the offset (so equal extents are equal images),
+ * unlike any data a write is likely to carry.
+ */
+void crash_garbage(uint64_t off, uint64_t len, uint8_t *out);
 
 const char *crash_model_name(enum crash_model m);
 const char *crash_why_name(uint8_t why);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test-states.c: the crash-state enumeration (src/trace/states.c, rules
- * S1-S7) on hand-written traces whose legal states are known: the A0
+ * S1-S9) on hand-written traces whose legal states are known: the A0
  * litmus tests of crash-model.md, plus the models, tearing, sampling and
  * the stability of state IDs.
  *
@@ -127,19 +127,23 @@ static void parse(struct tr *t, const char *s, unsigned int units,
 	}
 }
 
-static struct crash_plan *plan_of(struct tr *t, enum crash_model m, bool tear,
-				  uint32_t e)
+static struct crash_plan *plan_opts(struct tr *t, struct crash_opts o)
 {
-	struct crash_opts o = {.model = m,
-			       .seed = 1,
-			       .exhaustive = e,
-			       .tear = tear,
-			       .unit = UNIT};
 	struct crash_plan *p;
 	const char *why;
 
 	assert_int_equal(crash_plan_build(&t->h, t->r, t->n, &o, &p, &why), 0);
 	return p;
+}
+
+static struct crash_plan *plan_of(struct tr *t, enum crash_model m, bool tear,
+				  uint32_t e)
+{
+	return plan_opts(t, (struct crash_opts){.model = m,
+						.seed = 1,
+						.exhaustive = e,
+						.tear = tear,
+						.unit = UNIT});
 }
 
 static void apply(const struct crash_plan *p, uint8_t *img,
@@ -331,6 +335,18 @@ static const struct litmus litmus[] = {
 	 true, CRASH_CONTRACT, 1, "A.,AB", 0},
 	{"skip1_before_second_flush", "W1@0+1 C1 F8 C8 W2@1+1 C2 F9 C9", 2,
 	 true, CRASH_SKIP1, 1, "..,.B,A.,AB", 0},
+	/* S4: each TRIM is old or zero on its own, durable ones too. */
+	{"s4_trim_per_trim", "W1@0+2 C1 F8 C8 T2@0+1 C2 T3@1+1 C3 F9 C9", 2,
+	 true, CRASH_CONTRACT, -1, "00,0A,A0,AA", 0},
+	{"s4_trim_per_trim_pending", "W1@0+2 C1 F8 C8 T2@0+1 C2 T3@1+1 C3", 2,
+	 true, CRASH_CONTRACT, -1, "00,0A,A0,AA", 0},
+	/* S8: three concurrent overlapping writes: any may land last,
+	   the middle one too (every linear extension). */
+	{"s8_three_concurrent_flushed", "W1@0+1 W2@0+1 W3@0+1 C1 C2 C3 F9 C9",
+	 2, true, CRASH_CONTRACT, -1, "A.,B.,C.", 0},
+	/* ... but never one that is hb-before another chosen writer. */
+	{"s8_concurrent_with_hb", "W1@0+1 C1 W2@0+1 W3@0+1 C2 C3 F9 C9", 2,
+	 true, CRASH_CONTRACT, -1, "B.,C.", 0},
 	/* S1: a flush that covers nothing new adds no point. */
 	{"duplicate_points_dropped", "W1@0+1 C1 F8 C8 F9 C9", 2, true,
 	 CRASH_CONTRACT, -1, "A.", 2},
@@ -565,9 +581,76 @@ static void test_durable_diff(void **state)
 	free(t);
 }
 
+/*
+ * S9: with --garbage, some state of a pending write holds garbage in a
+ * unit (crash_garbage's bytes, whole units, never outside the write);
+ * without it, none does.
+ */
+static void test_garbage(void **state)
+{
+	struct tr *t = malloc(sizeof *t);
+	uint8_t g[UNIT];
+	bool on;
+
+	parse(t, "W1@1+2 C1", 4, true);
+	for (on = false;; on = true) {
+		struct crash_plan *p = plan_opts(
+			t, (struct crash_opts){.model = CRASH_CONTRACT,
+					       .seed = 1,
+					       .exhaustive = 10,
+					       .garbage = on,
+					       .unit = UNIT});
+		struct crash_scratch *s = crash_scratch_new(p);
+		uint32_t pt = p->n_points - 1;
+		unsigned int found[4] = {0};
+		uint64_t item;
+
+		assert_int_equal(crash_point_open(p, s, pt), 0);
+		for (item = 0; item < p->points[pt].items; item++) {
+			struct crash_extents x = {0};
+			struct crash_state st;
+
+			assert_int_equal(crash_state_get(p, s, item, &st), 0);
+			assert_int_equal(crash_state_extents(p, s, &st, &x), 0);
+			for (size_t i = 0; i < x.n; i++) {
+				const struct crash_extent *e = &x.v[i];
+
+				if (e->src != CRASH_SRC_GARBAGE)
+					continue;
+				assert_true(on);
+				assert_int_equal(e->off % UNIT, 0);
+				assert_int_equal(e->len % UNIT, 0);
+				assert_true(e->off >= UNIT &&
+					    e->off + e->len <= 3 * UNIT);
+				for (uint64_t u = e->off; u < e->off + e->len;
+				     u += UNIT)
+					found[u / UNIT]++;
+			}
+			crash_extents_free(&x);
+			crash_state_free(&st);
+		}
+		if (on) /* both units of W1 hold garbage in some state */
+			assert_true(found[1] && found[2]);
+		crash_scratch_free(s);
+		crash_plan_free(p);
+		if (on)
+			break;
+	}
+	/* A fixed function of the offset, not all zero or one byte. */
+	crash_garbage(UNIT, UNIT, g);
+	assert_true(g[0] != g[1] || g[1] != g[2]);
+	{
+		uint8_t h[UNIT / 2];
+
+		crash_garbage(UNIT + UNIT / 2, UNIT / 2, h);
+		assert_memory_equal(h, g + UNIT / 2, UNIT / 2);
+	}
+	free(t);
+}
+
 int main(void)
 {
-	struct CMUnitTest tests[sizeof litmus / sizeof litmus[0] + 8];
+	struct CMUnitTest tests[sizeof litmus / sizeof litmus[0] + 9];
 	size_t n = 0, i;
 
 	for (i = 0; i < sizeof litmus / sizeof litmus[0]; i++)
@@ -585,5 +668,7 @@ int main(void)
 		(struct CMUnitTest){"sampled", test_sampled, NULL, NULL, NULL};
 	tests[n++] = (struct CMUnitTest){"durable_diff", test_durable_diff,
 					 NULL, NULL, NULL};
+	tests[n++] =
+		(struct CMUnitTest){"garbage", test_garbage, NULL, NULL, NULL};
 	return _cmocka_run_group_tests("states", tests, n, NULL, NULL);
 }
