@@ -45,6 +45,9 @@ static void usage_crash(FILE *f)
 		"atomic unit\n"
 		"      --tear-unit N     tear at N bytes instead (a power of "
 		"two)\n"
+		"      --garbage         also states where units of a pending "
+		"write hold\n"
+		"                        arbitrary bytes (S9)\n"
 		"  -a, --after LABEL     only crash points after the first "
 		"mark LABEL\n"
 		"  -j, --jobs N          run N checks in parallel (default: "
@@ -77,7 +80,7 @@ int cli_parse_u64(const char *s, uint64_t *v)
 	return errno || *end || *s < '0' || *s > '9' ? -EINVAL : 0;
 }
 
-enum { OPT_TEAR = 256, OPT_TEAR_UNIT, OPT_JSON, OPT_STATE };
+enum { OPT_TEAR = 256, OPT_TEAR_UNIT, OPT_GARBAGE, OPT_JSON, OPT_STATE };
 
 static const struct option long_opts[] = {
 	{"check", required_argument, NULL, 'c'},
@@ -86,6 +89,7 @@ static const struct option long_opts[] = {
 	{"seed", required_argument, NULL, 's'},
 	{"exhaustive", required_argument, NULL, 'E'},
 	{"tear", no_argument, NULL, OPT_TEAR},
+	{"garbage", no_argument, NULL, OPT_GARBAGE},
 	{"tear-unit", required_argument, NULL, OPT_TEAR_UNIT},
 	{"after", required_argument, NULL, 'a'},
 	{"jobs", required_argument, NULL, 'j'},
@@ -168,6 +172,9 @@ static int parse_opt(int ch, const char *arg, struct opts *o)
 	case 't':
 	case OPT_TEAR_UNIT:
 		return parse_number(ch, arg, o);
+	case OPT_GARBAGE:
+		o->garbage = true;
+		return 0;
 	case OPT_TEAR:
 		o->tear = true;
 		return 0;

@@ -88,6 +88,7 @@ static int build_plan(struct ctx *c)
 				 .seed = o->seed,
 				 .exhaustive = o->exhaustive,
 				 .tear = o->tear,
+				 .garbage = o->garbage,
 				 .unit = o->unit};
 	r = crash_plan_build(h, c->tf.recs, c->tf.n, &co, &c->plan, &why);
 	if (r < 0)

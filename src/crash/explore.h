@@ -36,7 +36,7 @@
 struct opts {
 	const char *trace, *check, *base, *state_id, *out, *after, *workdir;
 	enum crash_model model;
-	bool served, tear, json, quiet, ext4;
+	bool served, tear, garbage, json, quiet, ext4;
 	bool help; /* -h: usage on stdout, nothing else */
 	uint64_t max_states, seed;
 	uint32_t exhaustive, jobs, timeout, unit;
@@ -110,6 +110,7 @@ struct image {
 	uint32_t *seen, stamp; /* per chunk: compared in this restore */
 	uint8_t *dz, *db; /* X8, per chunk: D(t) is zero, D(t) is the base */
 	struct piece *w; /* X8: what the state wrote, for X4's undo */
+	uint8_t *gbuf; /* S9: garbage bytes, CHUNK of them */
 	size_t n_w, cap_w;
 };
 

@@ -55,12 +55,17 @@ static uint64_t chunk_len(const struct ctx *c, uint64_t off)
 	return c->size - off < CHUNK ? c->size - off : CHUNK;
 }
 
-/* Where extent e's bytes at off come from (zeroes: zero_chunk). */
+/* Where extent e's n <= CHUNK bytes at off come from (zeroes: zero_chunk;
+   garbage, S9: made in gbuf, CHUNK bytes). */
 static const uint8_t *src_at(const struct ctx *c, const struct crash_extent *e,
-			     uint64_t off)
+			     uint64_t off, uint64_t n, uint8_t *gbuf)
 {
 	if (e->src == CRASH_SRC_ZERO)
 		return zero_chunk;
+	if (e->src == CRASH_SRC_GARBAGE) {
+		crash_garbage(off, n, gbuf);
+		return gbuf;
+	}
 	if (e->src == CRASH_SRC_BASE)
 		return c->base_map + off;
 	return crash_src_data(c->plan, e) + (off - e->off);
@@ -104,7 +109,7 @@ static int put_extent(struct image *im, const struct crash_extent *e,
 		uint64_t k = off / CHUNK, cend = (k + 1) * CHUNK;
 		uint64_t n = (end < cend ? end : cend) - off;
 		bool whole = off == k * CHUNK && n == chunk_len(c, off);
-		const uint8_t *src = src_at(c, e, off);
+		const uint8_t *src = src_at(c, e, off, n, im->gbuf);
 
 		if ((whole && e->src == CRASH_SRC_ZERO && im->dz[k]) ||
 		    (whole && e->src == CRASH_SRC_BASE && im->db[k]) ||
@@ -151,10 +156,13 @@ static int put_extents(struct image *im, const struct crash_extents *x,
    written whole, for --state --out (no D(t) in memory). */
 static int put_plain(const struct ctx *c, int fd, const struct crash_extents *x)
 {
+	uint8_t *gbuf = malloc(CHUNK);
 	size_t i;
-	int r;
+	int r = 0;
 
-	for (i = 0; i < x->n; i++) {
+	if (!gbuf)
+		return -ENOMEM;
+	for (i = 0; !r && i < x->n; i++) {
 		const struct crash_extent *e = &x->v[i];
 		uint64_t off, n;
 
@@ -162,12 +170,13 @@ static int put_plain(const struct ctx *c, int fd, const struct crash_extents *x)
 			n = e->off + e->len - off;
 			if (n > CHUNK)
 				n = CHUNK;
-			r = pwrite_full(fd, src_at(c, e, off), n, off);
+			r = pwrite_full(fd, src_at(c, e, off, n, gbuf), n, off);
 			if (r < 0)
-				return r;
+				break;
 		}
 	}
-	return 0;
+	free(gbuf);
+	return r;
 }
 
 /* The base as the images need it: mapped, and where it holds data (X4). */
@@ -277,10 +286,12 @@ int image_open(struct image *im, const struct ctx *c, int id)
 	}
 	im->dirty = calloc(c->n_chunks + 1, 1);
 	im->seen = calloc(c->n_chunks + 1, sizeof *im->seen);
+	im->gbuf = malloc(CHUNK);
 	im->dz = malloc(c->n_chunks + 1);
 	im->db = malloc(c->n_chunks + 1);
 	im->s = crash_scratch_new(c->plan);
-	if (!im->s || !im->dirty || !im->seen || !im->dz || !im->db)
+	if (!im->s || !im->dirty || !im->seen || !im->dz || !im->db ||
+	    !im->gbuf)
 		return -ENOMEM;
 	memcpy(im->dz, c->base_zero, c->n_chunks + 1); /* X8: D(t) = base */
 	memset(im->db, 1, c->n_chunks + 1);
@@ -305,6 +316,8 @@ void image_close(struct image *im)
 	free(im->dz);
 	free(im->db);
 	free(im->w);
+	free(im->gbuf);
+	im->gbuf = NULL;
 	im->dz = im->db = NULL;
 	im->w = NULL;
 	im->n_w = im->cap_w = 0;

@@ -187,6 +187,8 @@ static void print_repro(const struct ctx *c, const struct failure *f)
 		printf(" -E %u", c->o.exhaustive);
 	if (c->o.tear)
 		printf(" --tear --tear-unit %u", c->o.unit);
+	if (c->o.garbage)
+		printf(" --garbage");
 	printf(" --state %u.%" PRIu64 " --out IMG\n", f->point, f->item);
 }
 
