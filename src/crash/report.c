@@ -6,6 +6,7 @@
  * failure with the command that rebuilds its state (X7).
  */
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -137,22 +138,6 @@ void report_progress(struct ctx *c, double t0, bool final)
 		fputc('\n', stderr);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 32)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 /* Where the crash is: just before the reply that raises the guarantee. */
 static const char *crash_where(const struct crash_point *pt)
 {
@@ -201,79 +186,108 @@ static int cmp_fail(const void *a, const void *b)
 	return x->item < y->item ? -1 : x->item > y->item;
 }
 
-/* --json: the totals. */
-static void json_head(const struct ctx *c, uint32_t n_sel, double secs,
-		      double rate, const char *selfcheck, bool interrupted)
+/* --json (json-c): the totals. */
+static void json_head(struct json_object *o, const struct ctx *c,
+		      uint32_t n_sel, double secs, double rate,
+		      const char *selfcheck, bool interrupted)
 {
-	printf("{\"trace\":");
-	json_str(stdout, c->o.trace);
-	printf(",\"model\":\"%s\",\"served_flush_mode\":\"%s\","
-	       "\"seed\":%" PRIu64 ",\"max_states\":%" PRIu64
-	       ",\"exhaustive\":%u,\"tear\":%s,\"tear_unit\":%u,"
-	       "\"points\":%u,\"points_selected\":%u,"
-	       "\"states\":%" PRIu64 ",\"passed\":%" PRIu64
-	       ",\"failed\":%" PRIu64 ",\"duplicates\":%" PRIu64
-	       ",\"seconds\":%.3f,\"states_per_second\":%.2f,"
-	       "\"jobs\":%u,\"selfcheck\":",
-	       crash_model_name(c->o.model),
-	       flush_mode_name(c->plan->hdr.flush_mode), c->o.seed,
-	       c->o.max_states, c->o.exhaustive, c->o.tear ? "true" : "false",
-	       c->o.unit, c->plan->n_points, n_sel, c->done,
-	       c->done - c->n_failed, c->n_failed, c->dups, secs, rate,
-	       c->o.jobs);
-	json_str(stdout, selfcheck);
-	printf(",\"interrupted\":%s", interrupted ? "true" : "false");
+#define ADD(k, v) json_object_object_add(o, k, v)
+	ADD("trace", json_object_new_string(c->o.trace));
+	ADD("model", json_object_new_string(crash_model_name(c->o.model)));
+	ADD("served_flush_mode", json_object_new_string(flush_mode_name(
+					 c->plan->hdr.flush_mode)));
+	ADD("seed", json_object_new_uint64(c->o.seed));
+	ADD("max_states", json_object_new_uint64(c->o.max_states));
+	ADD("exhaustive", json_object_new_int64(c->o.exhaustive));
+	ADD("tear", json_object_new_boolean(c->o.tear));
+	ADD("tear_unit", json_object_new_int64(c->o.unit));
+	ADD("garbage", json_object_new_boolean(c->o.garbage));
+	ADD("points", json_object_new_int64(c->plan->n_points));
+	ADD("points_selected", json_object_new_int64(n_sel));
+	ADD("states", json_object_new_uint64(c->done));
+	ADD("passed", json_object_new_uint64(c->done - c->n_failed));
+	ADD("failed", json_object_new_uint64(c->n_failed));
+	ADD("duplicates", json_object_new_uint64(c->dups));
+	ADD("seconds", json_object_new_double(secs));
+	ADD("states_per_second", json_object_new_double(rate));
+	ADD("jobs", json_object_new_int64(c->o.jobs));
+	ADD("selfcheck", json_object_new_string(selfcheck ? selfcheck : ""));
+	ADD("interrupted", json_object_new_boolean(interrupted));
+#undef ADD
 }
 
 /* --json: the points that had states checked. */
-static void json_points(const struct ctx *c)
+static struct json_object *json_points(const struct ctx *c)
 {
 	const struct crash_plan *p = c->plan;
-	uint32_t k, i = 0;
+	struct json_object *a = json_object_new_array();
+	uint32_t k;
 
-	printf(",\"by_point\":[");
 	for (k = 0; k < p->n_points; k++) {
 		const struct crash_point *pt = &p->points[k];
+		struct json_object *o;
 
 		if (!c->pt_states[k])
 			continue;
-		printf("%s{\"point\":%u,\"seq\":%" PRIu64
-		       ",\"event\":\"%s\",\"mark\":",
-		       i++ ? "," : "", k, pt->t, crash_why_name(pt->why));
-		json_str(stdout, mark_of(c, pt));
-		printf(",\"pending\":%u,\"durable\":%u,\"exhaustive\":%"
-		       "s,"
-		       "\"states\":%u,\"failed\":%u}",
-		       pt->n_pending, pt->n_durable,
-		       pt->exhaustive ? "true" : "false", c->pt_states[k],
-		       c->pt_failed[k]);
+		o = json_object_new_object();
+		json_object_object_add(o, "point", json_object_new_int64(k));
+		json_object_object_add(o, "seq", json_object_new_uint64(pt->t));
+		json_object_object_add(
+			o, "event",
+			json_object_new_string(crash_why_name(pt->why)));
+		json_object_object_add(
+			o, "mark", json_object_new_string(mark_of(c, pt)));
+		json_object_object_add(o, "pending",
+				       json_object_new_int64(pt->n_pending));
+		json_object_object_add(o, "durable",
+				       json_object_new_int64(pt->n_durable));
+		json_object_object_add(
+			o, "exhaustive",
+			json_object_new_boolean(pt->exhaustive));
+		json_object_object_add(
+			o, "states", json_object_new_int64(c->pt_states[k]));
+		json_object_object_add(
+			o, "failed", json_object_new_int64(c->pt_failed[k]));
+		json_object_array_add(a, o);
 	}
-	printf("]");
+	return a;
 }
 
 /* --json: the failing states, with their IDs (X7). */
-static void json_failures(const struct ctx *c)
+static struct json_object *json_failures(const struct ctx *c)
 {
 	const struct crash_plan *p = c->plan;
+	struct json_object *a = json_object_new_array();
+	char id[48];
 	size_t i;
 
-	printf(",\"failures\":[");
 	for (i = 0; i < c->n_fails; i++) {
 		const struct failure *f = &c->fails[i];
+		struct json_object *o = json_object_new_object();
 
-		printf("%s{\"id\":\"%u.%" PRIu64 "\",\"point\":%u,"
-		       "\"seq\":%" PRIu64 ",\"kind\":\"%s\","
-		       "\"chosen\":%u,\"pending\":%u,\"torn\":%s,"
-		       "\"mark\":",
-		       i ? "," : "", f->point, f->item, f->point,
-		       p->points[f->point].t, f->kind, f->n_chosen,
-		       f->n_pending, f->torn ? "true" : "false");
-		json_str(stdout, mark_of(c, &p->points[f->point]));
-		printf(",\"detail\":");
-		json_str(stdout, f->detail);
-		printf("}");
+		snprintf(id, sizeof id, "%u.%" PRIu64, f->point, f->item);
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "point",
+				       json_object_new_int64(f->point));
+		json_object_object_add(
+			o, "seq", json_object_new_uint64(p->points[f->point].t));
+		json_object_object_add(o, "kind",
+				       json_object_new_string(f->kind));
+		json_object_object_add(o, "chosen",
+				       json_object_new_int64(f->n_chosen));
+		json_object_object_add(o, "pending",
+				       json_object_new_int64(f->n_pending));
+		json_object_object_add(o, "torn",
+				       json_object_new_boolean(f->torn));
+		json_object_object_add(
+			o, "mark",
+			json_object_new_string(
+				mark_of(c, &p->points[f->point])));
+		json_object_object_add(o, "detail",
+				       json_object_new_string(f->detail));
+		json_object_array_add(a, o);
 	}
-	printf("]}\n");
+	return a;
 }
 
 /* Text: one line per failing state, and how to rebuild it. */
@@ -342,9 +356,13 @@ void report_results(struct ctx *c, const bool *sel, double secs,
 		n_fail_pts += c->pt_failed[k] > 0;
 	}
 	if (c->o.json) {
-		json_head(c, n_sel, secs, rate, selfcheck, interrupted);
-		json_points(c);
-		json_failures(c);
+		struct json_object *o = json_object_new_object();
+
+		json_head(o, c, n_sel, secs, rate, selfcheck, interrupted);
+		json_object_object_add(o, "by_point", json_points(c));
+		json_object_object_add(o, "failures", json_failures(c));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
 		return;
 	}
 	text_failures(c);
