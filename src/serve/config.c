@@ -186,7 +186,14 @@ static void usage_serve(FILE *f)
 		"every export is synced, and the exit status is 0, or 1 if a "
 		"sync failed\n"
 		"or an export stopped claiming durability after an I/O "
-		"error.\n");
+		"error.\n"
+		"\n"
+		"Started with LISTEN_PID and LISTEN_FDS (socket activation), "
+		"loopd serves the\n"
+		"sockets it was given instead of opening its own; with "
+		"NOTIFY_SOCKET set, it\n"
+		"sends READY=1 once listening (see loopd(1) and "
+		"docs/service.md).\n");
 }
 
 /* ---------------------------------------------------------------- */
@@ -395,7 +402,8 @@ static void set_defaults(struct serve_config *cfg)
 }
 
 /* What no single option can say: operands and combinations. */
-static int check_config(struct serve_config *cfg, int argc, char **argv)
+static int check_config(struct serve_config *cfg, int argc, char **argv,
+			unsigned int n_inherited)
 {
 	if (optind >= argc) {
 		log_msg("serve: no FILE given (try 'loopd serve --help')");
@@ -413,12 +421,20 @@ static int check_config(struct serve_config *cfg, int argc, char **argv)
 		log_msg("--record: serve exactly one FILE when recording");
 		return -1;
 	}
-	if (!cfg->n_unix && !cfg->n_tcp)
+	if (n_inherited && (cfg->n_unix || cfg->n_tcp)) {
+		/* V3: systemd's sockets or ours, never both. */
+		log_msg("-U/--unix and -l/--listen cannot be used with the %u "
+			"socket%s passed by LISTEN_FDS (socket activation)",
+			n_inherited, n_inherited == 1 ? "" : "s");
+		return -1;
+	}
+	if (!cfg->n_unix && !cfg->n_tcp && !n_inherited)
 		cfg->tcp_specs[cfg->n_tcp++] = DEFAULT_LISTEN;
 	return 0;
 }
 
-int config_parse(struct serve_config *cfg, int argc, char **argv)
+int config_parse(struct serve_config *cfg, int argc, char **argv,
+		 unsigned int n_inherited)
 {
 	const char *env = getenv("LOOPD_INJECT");
 	char err[512];
@@ -451,5 +467,5 @@ int config_parse(struct serve_config *cfg, int argc, char **argv)
 		if (parse_option(cfg, c, optarg) < 0)
 			return -1;
 	}
-	return check_config(cfg, argc, argv);
+	return check_config(cfg, argc, argv, n_inherited);
 }

@@ -33,8 +33,9 @@ struct serve_config {
 	char **files;
 	unsigned int n_files; /* at least 1 */
 
-	/* Listeners wanted, in the order given.  Without --unix or
-	   --listen, tcp_specs holds the default, 127.0.0.1:10809. */
+	/* Listeners wanted, in the order given.  Without --unix, --listen
+	   or inherited sockets, tcp_specs holds the default,
+	   127.0.0.1:10809. */
 	const char *unix_paths[MAX_LISTENERS];
 	unsigned int n_unix;
 	const char *tcp_specs[MAX_LISTENERS];
@@ -61,12 +62,15 @@ struct serve_config {
 };
 
 /*
- * Parse `loopd serve` (argv[0] is "serve") into *cfg.  Fault injection
- * rules (LOOPD_INJECT, then each --inject in order) are handed to the
- * engine as they are met, through inject_parse(), which keeps them.
- * Returns 0 to serve, 1 once --help has been printed (exit status 0), or
- * -1 once a one-line error has been logged (exit status 1).
+ * Parse `loopd serve` (argv[0] is "serve") into *cfg.  n_inherited is the
+ * number of sockets taken from socket activation (systemd.h): with any,
+ * -U and -l are refused and no default listener is added (V3).  Fault
+ * injection rules (LOOPD_INJECT, then each --inject in order) are handed
+ * to the engine as they are met, through inject_parse(), which keeps
+ * them.  Returns 0 to serve, 1 once --help has been printed (exit status
+ * 0), or -1 once a one-line error has been logged (exit status 1).
  */
-int config_parse(struct serve_config *cfg, int argc, char **argv);
+int config_parse(struct serve_config *cfg, int argc, char **argv,
+		 unsigned int n_inherited);
 
 #endif /* LOOPD_SERVE_CONFIG_H */

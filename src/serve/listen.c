@@ -2,7 +2,8 @@
 /*
  * listen.c: the listeners of `loopd serve` (listen.h): Unix sockets
  * through util/io.c's unix_listen(), TCP on each address of HOST:PORT,
- * their URIs and "listening on" hints, and the accept loop.  Each
+ * the sockets of socket activation (taken by systemd.c, V3), their URIs
+ * and "listening on" hints, and the accept loop.  Each
  * handshake runs in its own short-lived thread, so a slow client cannot
  * hold up others; transmission goes to the workers.
  */
@@ -12,6 +13,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "engine/recorder.h"
@@ -61,9 +64,7 @@ static int add_unix(struct listeners *ls, const char *path, mode_t mode)
 	if (fd < 0)
 		return -1;
 	l = &ls->l[ls->n++];
-	l->fd = fd;
-	l->tcp = false;
-	l->unix_path = strdup(path);
+	*l = (struct listener){.fd = fd, .unix_path = strdup(path)};
 	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", path);
 	return 0;
 }
@@ -103,6 +104,28 @@ static int split_spec(const char *spec, char host[HOST_MAX],
 	return 0;
 }
 
+/* The nbd:// URI and the port of the TCP listener l, from its bound
+   address.  0, or -1 if it cannot be read. */
+static int tcp_uri(struct listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+
+	memset(&ss, 0, sizeof ss); /* for the analyzer: getsockname fills it */
+	if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p,
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return -1;
+	l->tcp = true;
+	l->port = (int)strtol(p, NULL, 10); /* NI_NUMERICSERV: digits */
+	if (ss.ss_family == AF_INET6)
+		snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
+	else
+		snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
+	return 0;
+}
+
 /*
  * Listen on one address of a --listen.  0, or the errno that makes this
  * address unusable (the caller tries the next), or -1 once a fatal error
@@ -111,10 +134,7 @@ static int split_spec(const char *spec, char host[HOST_MAX],
 static int bind_tcp(struct listeners *ls, const char *spec,
 		    const struct addrinfo *a)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	char h[NI_MAXHOST], p[NI_MAXSERV];
-	struct listener *l;
+	struct listener *l = &ls->l[ls->n];
 	int fd, one = 1, err;
 
 	fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
@@ -130,21 +150,13 @@ static int bind_tcp(struct listeners *ls, const char *spec,
 		close(fd);
 		return err;
 	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, h, sizeof h, p, sizeof p,
-			NI_NUMERICHOST | NI_NUMERICSERV)) {
+	*l = (struct listener){.fd = fd};
+	if (tcp_uri(l) < 0) {
 		log_msg("--listen %s: cannot read the bound address", spec);
 		close(fd);
 		return -1;
 	}
-	l = &ls->l[ls->n++];
-	l->fd = fd;
-	l->tcp = true;
-	l->unix_path = NULL;
-	if (a->ai_family == AF_INET6)
-		snprintf(l->uri, sizeof l->uri, "nbd://[%s]:%s", h, p);
-	else
-		snprintf(l->uri, sizeof l->uri, "nbd://%s:%s", h, p);
+	ls->n++;
 	return 0;
 }
 
@@ -192,6 +204,57 @@ int listen_open(struct listeners *ls, const struct serve_config *cfg)
 	return 0;
 }
 
+/* V3: the URI of an inherited Unix socket, from its bound address (an
+   abstract one is written @NAME, as systemd does). */
+static int unix_uri(struct listener *l)
+{
+	struct sockaddr_un sa;
+	socklen_t sl = sizeof sa;
+	size_t len;
+
+	memset(&sa, 0, sizeof sa);
+	if (getsockname(l->fd, (struct sockaddr *)&sa, &sl) < 0 ||
+	    sl <= offsetof(struct sockaddr_un, sun_path))
+		return -1;
+	len = sl - offsetof(struct sockaddr_un, sun_path);
+	if (sa.sun_path[0] == 0)
+		sa.sun_path[0] = '@';
+	else
+		len = strnlen(sa.sun_path, len);
+	l->unix_path = strndup(sa.sun_path, len);
+	if (!l->unix_path)
+		return -1;
+	snprintf(l->uri, sizeof l->uri, "nbd+unix:///?socket=%s", l->unix_path);
+	return 0;
+}
+
+int listen_adopt(struct listeners *ls, const struct inherited *in)
+{
+	unsigned int i;
+
+	for (i = 0; i < in->n; i++) {
+		struct listener *l = &ls->l[ls->n];
+		int domain = 0;
+		socklen_t dl = sizeof domain;
+
+		if (ls->n == MAX_LISTENERS)
+			return too_many();
+		*l = (struct listener){.fd = in->fd[i],
+				       .inherited = true,
+				       .fdname = in->name[i]};
+		if (getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) <
+			    0 ||
+		    (domain == AF_UNIX ? unix_uri(l) : tcp_uri(l)) < 0) {
+			log_msg("inherited socket fd %d: cannot read its "
+				"address: %s",
+				l->fd, strerror(errno));
+			return -1;
+		}
+		ls->n++;
+	}
+	return 0;
+}
+
 void listen_log(const struct listeners *ls, const struct server *srv)
 {
 	unsigned int i;
@@ -203,7 +266,12 @@ void listen_log(const struct listeners *ls, const struct server *srv)
 
 		snprintf(hint, sizeof hint, "%s%s", srv->tls ? "nbds" : "nbd",
 			 l->uri + 3);
-		if (i > 0)
+		if (l->inherited)
+			log_msg("listening on inherited socket fd %d%s%s%s "
+				"(%s)",
+				l->fd, *l->fdname ? " \"" : "", l->fdname,
+				*l->fdname ? "\"" : "", hint);
+		else if (i > 0)
 			log_msg("listening on %s", hint);
 		else if (srv->tls)
 			log_msg("listening on %s  (TLS %s; try: nbdinfo "
@@ -226,8 +294,10 @@ void listen_close(struct listeners *ls)
 
 	for (i = 0; i < ls->n; i++) {
 		close(ls->l[i].fd);
-		if (ls->l[i].unix_path)
-			unlink(ls->l[i].unix_path);
+		if (ls->l[i].unix_path && !ls->l[i].inherited)
+			unlink(ls->l[i].unix_path); /* V3: never systemd's */
+		free(ls->l[i].unix_path);
+		ls->l[i].unix_path = NULL;
 	}
 }
 

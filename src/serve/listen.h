@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "serve/config.h"
+#include "serve/systemd.h"
 #include "engine/server.h"
 
 struct recorder;
@@ -17,7 +18,10 @@ struct recorder;
 struct listener {
 	int fd;
 	bool tcp;
-	char *unix_path; /* to unlink at exit */
+	bool inherited; /* from socket activation: never unlinked (V3) */
+	const char *fdname; /* inherited: its LISTEN_FDNAMES name, or "" */
+	int port; /* TCP: the port bound */
+	char *unix_path; /* Unix: the path (unlinked at exit unless inherited) */
 	char uri[1200]; /* how a client reaches it */
 };
 
@@ -32,6 +36,12 @@ struct listeners {
  * has been logged.
  */
 int listen_open(struct listeners *ls, const struct serve_config *cfg);
+
+/*
+ * Serve the sockets taken from socket activation (V3) instead.  0, or -1
+ * once a one-line error has been logged.
+ */
+int listen_adopt(struct listeners *ls, const struct inherited *in);
 
 /* Log "listening on URI" for each, the first with a client to try. */
 void listen_log(const struct listeners *ls, const struct server *srv);

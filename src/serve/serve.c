@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * serve.c: `loopd serve` (serve.h): the order in which the server is
- * put together (config -> exports -> recorder -> listeners -> daemon ->
- * workers -> pidfile -> privileges -> ready -> accept loop), and the
- * graceful stop (E4): the grace period, the exports' final sync and the
- * exit status.
+ * put together (socket activation -> config -> daemon -> signals ->
+ * exports -> recorder -> listeners -> workers -> pidfile -> privileges ->
+ * ready -> accept loop), and the graceful stop (E4): the grace period,
+ * the exports' final sync and the exit status.
  *
  * Start-up order matters for users: everything that can fail because of
  * the command line (bad option, missing file, file in use, busy port) is
@@ -38,6 +38,7 @@
 #include "serve/config.h"
 #include "serve/daemon.h"
 #include "serve/listen.h"
+#include "serve/systemd.h"
 #include "serve/tls.h"
 #include "util/log.h"
 #include "util/size.h"
@@ -312,6 +313,7 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 	log_msg("stopping: finishing in-flight requests (up to %u s; a "
 		"second signal closes the clients at once)",
 		cfg->shutdown_timeout);
+	sd_notify("STOPPING=1\nSTATUS=stopping"); /* V4 */
 	server_stop(&srv); /* H9: handshakes still going are refused */
 	listen_close(ls);
 	workers_stop();
@@ -331,21 +333,35 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 
 /* ---------------------------------------------------------------- */
 
-int cmd_serve(int argc, char **argv)
+/* V4: READY=1 for a service manager, with a status line. */
+static void notify_ready(const struct listeners *ls)
 {
-	static struct listeners ls; /* 40 KB of URIs: not on the stack */
-	struct serve_config cfg;
+	sd_notify("READY=1\nMAINPID=%d\nSTATUS=serving %zu export%s on %s",
+		  (int)getpid(), srv.n_exports, srv.n_exports == 1 ? "" : "s",
+		  ls->l[0].uri);
+}
+
+/* The listeners: systemd's (V3), or --unix and --listen. */
+static int open_listeners(const struct serve_config *cfg, struct listeners *ls,
+			  const struct inherited *in)
+{
+	if (listen_adopt(ls, in) < 0 || listen_open(ls, cfg) < 0)
+		return -1;
+	return 0;
+}
+
+/* cmd_serve() once the command line is parsed. */
+static int serve(const struct serve_config *cfg, struct listeners *ls,
+		 const struct inherited *in)
+{
 	struct recorder *rec = NULL;
 	struct ids ids = {0};
 	int r, sfd, status;
 
-	r = config_parse(&cfg, argc, argv);
-	if (r)
-		return r < 0 ? 1 : 0; /* 1: --help was printed */
-	if (setup_server(&cfg) < 0)
+	if (setup_server(cfg) < 0)
 		return 1;
-	if ((cfg.user || cfg.group) &&
-	    lookup_ids(cfg.user, cfg.group, &ids) < 0)
+	if ((cfg->user || cfg->group) &&
+	    lookup_ids(cfg->user, cfg->group, &ids) < 0)
 		return 1;
 	/*
 	 * Fork before opening anything: a backend may start threads (librados
@@ -353,7 +369,7 @@ int cmd_serve(int argc, char **argv)
 	 * block the signals that this thread takes.  The daemon keeps
 	 * stderr, and the launching process exits 1 unless it gets ready.
 	 */
-	if (!cfg.foreground) {
+	if (!cfg->foreground) {
 		r = daemonise(&status);
 		if (r) /* 1: the launching process, done */
 			return r < 0 ? 1 : status;
@@ -363,27 +379,46 @@ int cmd_serve(int argc, char **argv)
 	sfd = signals_block();
 	if (sfd < 0)
 		return 1;
-	if (open_exports(&cfg) < 0 || open_recorder(&cfg, &rec) < 0)
+	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0)
 		return 1;
-	log_warnings(&cfg);
-	if (listen_open(&ls, &cfg) < 0)
+	log_warnings(cfg);
+	if (open_listeners(cfg, ls, in) < 0)
 		return 1;
 	log_exports();
-	listen_log(&ls, &srv);
+	listen_log(ls, &srv);
 
 	r = workers_start(&srv);
 	if (r < 0) {
 		log_msg("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
-	if (cfg.pidfile && pidfile_write(cfg.pidfile) < 0)
+	if (cfg->pidfile && pidfile_write(cfg->pidfile) < 0)
 		return 1;
 	/* Everything that needs root is done: sockets, files, workers. */
-	if ((cfg.user || cfg.group) && drop_privileges(&ids) < 0)
+	if ((cfg->user || cfg->group) && drop_privileges(&ids) < 0)
 		return 1;
 	signal_ready();
+	notify_ready(ls);
 
-	if (listen_loop(&ls, &srv, cfg.handshake_timeout, sfd, rec) < 0)
+	if (listen_loop(ls, &srv, cfg->handshake_timeout, sfd, rec) < 0)
 		return 1;
-	return serve_stop(&cfg, &ls, sfd, rec);
+	return serve_stop(cfg, ls, sfd, rec);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	/* Not on the stack: 40 KB of URIs, 8 KB of socket names. */
+	static struct listeners ls;
+	static struct inherited in;
+	struct serve_config cfg;
+	int r;
+
+	/* V1, V4: before anything can fork (LISTEN_PID must be our PID),
+	   and before the command line, which depends on the sockets. */
+	if (sd_listen_take(&in) < 0 || sd_notify_take() < 0)
+		return 1;
+	r = config_parse(&cfg, argc, argv, in.n);
+	if (r)
+		return r < 0 ? 1 : 0; /* 1: --help was printed */
+	return serve(&cfg, &ls, &in);
 }
