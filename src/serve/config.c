@@ -40,6 +40,8 @@ enum {
 	OPT_CEPHCONF,
 	OPT_CEPHID,
 	OPT_CEPHTIMEOUT,
+	OPT_RUN,
+	OPT_EXITWITHPARENT,
 };
 
 static const struct option opts[] = {
@@ -70,6 +72,8 @@ static const struct option opts[] = {
 	{"ceph-conf", required_argument, NULL, OPT_CEPHCONF},
 	{"ceph-id", required_argument, NULL, OPT_CEPHID},
 	{"ceph-timeout", required_argument, NULL, OPT_CEPHTIMEOUT},
+	{"run", required_argument, NULL, OPT_RUN},
+	{"exit-with-parent", no_argument, NULL, OPT_EXITWITHPARENT},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -167,6 +171,19 @@ static void usage_serve(FILE *f)
 		"(default 50,\n"
 		"                          0 = never)\n"
 		"  -f, --foreground        do not daemonise\n"
+		"      --run CMD           once listening, run CMD with "
+		"/bin/sh "
+		"-c and $uri, $nbd,\n"
+		"                          $port, $unixsocket, $exportname, "
+		"$tls set; when it\n"
+		"                          exits, stop and exit with its "
+		"status "
+		"(implies -f;\n"
+		"                          without -U or -l: a private Unix "
+		"socket)\n"
+		"      --exit-with-parent  stop as on SIGTERM when the parent "
+		"process exits\n"
+		"                          (implies -f)\n"
 		"  -P, --pidfile FILE      write the server's PID to FILE\n"
 		"  -v, --verbose           log every request to stderr\n"
 		"      --record TRACE      record every request into TRACE "
@@ -326,6 +343,21 @@ static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 	case 'v':
 		cfg->verbose = true;
 		break;
+	case OPT_RUN:
+		if (cfg->run) {
+			log_msg("--run: given twice (one command; use "
+				"'CMD1 && CMD2')");
+			return -1;
+		}
+		if (!arg[strspn(arg, " \t\n")]) {
+			log_msg("--run: empty command");
+			return -1;
+		}
+		cfg->run = arg;
+		break;
+	case OPT_EXITWITHPARENT:
+		cfg->exit_with_parent = true;
+		break;
 	default:
 		break;
 	}
@@ -428,8 +460,15 @@ static int check_config(struct serve_config *cfg, int argc, char **argv,
 			n_inherited, n_inherited == 1 ? "" : "s");
 		return -1;
 	}
-	if (!cfg->n_unix && !cfg->n_tcp && !n_inherited)
-		cfg->tcp_specs[cfg->n_tcp++] = DEFAULT_LISTEN;
+	/* Captive and --exit-with-parent: the parent must stay ours. */
+	if (cfg->run || cfg->exit_with_parent)
+		cfg->foreground = true;
+	if (!cfg->n_unix && !cfg->n_tcp && !n_inherited) {
+		if (cfg->run)
+			cfg->private_socket = true; /* V5 */
+		else
+			cfg->tcp_specs[cfg->n_tcp++] = DEFAULT_LISTEN;
+	}
 	return 0;
 }
 

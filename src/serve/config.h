@@ -35,11 +35,12 @@ struct serve_config {
 
 	/* Listeners wanted, in the order given.  Without --unix, --listen
 	   or inherited sockets, tcp_specs holds the default,
-	   127.0.0.1:10809. */
+	   127.0.0.1:10809, or with --run private_socket is set (V5). */
 	const char *unix_paths[MAX_LISTENERS];
 	unsigned int n_unix;
 	const char *tcp_specs[MAX_LISTENERS];
 	unsigned int n_tcp;
+	bool private_socket; /* --run alone: a socket in a private dir */
 	mode_t socket_mode; /* --socket-mode, default 0600 */
 
 	/* Limits and timeouts. */
@@ -56,7 +57,9 @@ struct serve_config {
 	/* The process. */
 	const char *user, *group; /* NULL: keep the uid / gid */
 	const char *pidfile; /* NULL: none */
-	bool foreground; /* -f: do not daemonise */
+	bool foreground; /* -f, --run or --exit-with-parent: no daemon */
+	bool exit_with_parent; /* --exit-with-parent (V8) */
+	const char *run; /* --run CMD, or NULL (V5-V7) */
 	bool verbose; /* -v: log every request */
 	const char *record; /* --record TRACE, or NULL */
 };

@@ -4,7 +4,20 @@
  * readiness pipe, so that the launching process exits only once the
  * server is listening (`loopd serve ... && client` works); --user and
  * --group; the pidfile; the signals, taken synchronously by the main
- * thread only.
+ * thread only; and --exit-with-parent.
+ *
+ * V8. --exit-with-parent: the parent's death is delivered as SIGTERM
+ *     (prctl PR_SET_PDEATHSIG).  The kernel sends it to the process, not
+ *     to a thread, and SIGTERM is blocked in every thread
+ *     (signals_block()), so it waits for the main thread's signalfd and
+ *     the stop is that of any SIGTERM (E4).  It is set once the signals
+ *     are blocked, and set again after --user/--group, because the
+ *     kernel clears it when the credentials change.  After each setting,
+ *     getppid() is compared with the parent seen at start: if the parent
+ *     died before the setting took effect, loopd sends itself the
+ *     SIGTERM the kernel would have sent, so the race has one outcome.
+ *     The parent is the thread that started loopd (see nbdkit-captive(1)
+ *     for parents with threads).
  */
 #include "serve/daemon.h"
 
@@ -15,6 +28,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -164,4 +178,19 @@ int signals_block(void)
 	if (sfd < 0)
 		log_msg("signalfd: %s", strerror(errno));
 	return sfd;
+}
+
+int parent_watch(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) {
+		log_msg("--exit-with-parent: prctl: %s", strerror(errno));
+		return -1;
+	}
+	if (getppid() != parent) {
+		/* V8: it died first; this is the signal it would have sent. */
+		log_msg("--exit-with-parent: the parent (PID %d) has exited",
+			(int)parent);
+		kill(getpid(), SIGTERM);
+	}
+	return 0;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * daemon.h: the process side of `loopd serve` (daemon.c): daemonising
- * with a readiness pipe, --user/--group, the pidfile, and SIGINT/SIGTERM
- * taken through a signalfd.  Each function that can fail logs one line
- * and returns -1; the caller returns exit status 1.
+ * with a readiness pipe, --user/--group, the pidfile, SIGINT/SIGTERM
+ * taken through a signalfd, and --exit-with-parent (V8).  Each function
+ * that can fail logs one line and returns -1; the caller returns exit
+ * status 1.
  */
 #ifndef LOOPD_SERVE_DAEMON_H
 #define LOOPD_SERVE_DAEMON_H
@@ -45,5 +46,13 @@ void pidfile_remove(const char *path);
  * or -1.
  */
 int signals_block(void);
+
+/*
+ * V8, --exit-with-parent: have the kernel send SIGTERM to this process
+ * when its parent exits; if parent (the parent PID seen at start) has
+ * already gone, send it now.  Call it after signals_block() and again
+ * after drop_privileges().  0, or -1 once an error has been logged.
+ */
+int parent_watch(pid_t parent);
 
 #endif /* LOOPD_SERVE_DAEMON_H */

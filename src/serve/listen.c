@@ -406,9 +406,10 @@ static void accept_one(struct server *srv, const struct listener *l,
 }
 
 int listen_loop(struct listeners *ls, struct server *srv,
-		unsigned int handshake_timeout, int sfd, struct recorder *rec)
+		unsigned int handshake_timeout, int sfd, struct recorder *rec,
+		int child_fd)
 {
-	struct pollfd pfd[MAX_LISTENERS + 2];
+	struct pollfd pfd[MAX_LISTENERS + 3];
 	struct signalfd_siginfo si;
 	unsigned int i, n = ls->n;
 
@@ -422,7 +423,10 @@ int listen_loop(struct listeners *ls, struct server *srv,
 		pfd[n + 1].fd = rec ? recorder_ctl_fd(rec) : -1;
 		pfd[n + 1].events = POLLIN;
 		pfd[n + 1].revents = 0;
-		if (poll(pfd, n + 2, -1) < 0) {
+		pfd[n + 2].fd = child_fd;
+		pfd[n + 2].events = POLLIN;
+		pfd[n + 2].revents = 0;
+		if (poll(pfd, n + 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg("poll: %s", strerror(errno));
@@ -435,6 +439,8 @@ int listen_loop(struct listeners *ls, struct server *srv,
 				log_msg("signalfd: %s", strerror(errno));
 			return 0;
 		}
+		if (pfd[n + 2].revents)
+			return 1; /* --run's CMD has exited (V6) */
 		if (pfd[n + 1].revents)
 			recorder_ctl_handle(rec);
 		for (i = 0; i < n; i++)

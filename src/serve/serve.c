@@ -3,8 +3,9 @@
  * serve.c: `loopd serve` (serve.h): the order in which the server is
  * put together (socket activation -> config -> daemon -> signals ->
  * exports -> recorder -> listeners -> workers -> pidfile -> privileges ->
- * ready -> accept loop), and the graceful stop (E4): the grace period,
- * the exports' final sync and the exit status.
+ * ready -> --run's CMD -> accept loop), and the graceful stop (E4): the
+ * grace period, the exports' final sync and the exit status, which under
+ * --run is CMD's (V6, V7 in captive.c).
  *
  * Start-up order matters for users: everything that can fail because of
  * the command line (bad option, missing file, file in use, busy port) is
@@ -35,6 +36,7 @@
 #include "engine/server.h"
 #include "engine/worker.h"
 #include "nbd/nbd.h"
+#include "serve/captive.h"
 #include "serve/config.h"
 #include "serve/daemon.h"
 #include "serve/listen.h"
@@ -341,18 +343,51 @@ static void notify_ready(const struct listeners *ls)
 		  ls->l[0].uri);
 }
 
-/* The listeners: systemd's (V3), or --unix and --listen. */
-static int open_listeners(const struct serve_config *cfg, struct listeners *ls,
-			  const struct inherited *in)
+/* The listeners: systemd's (V3), or --unix, --listen and the private
+   socket of --run (V5). */
+static int open_listeners(struct serve_config *cfg, struct listeners *ls,
+			  const struct inherited *in, struct captive *cap)
 {
+	if (cfg->private_socket) {
+		if (captive_private(cap) < 0)
+			return -1;
+		cfg->unix_paths[cfg->n_unix++] = cap->sock;
+	}
 	if (listen_adopt(ls, in) < 0 || listen_open(ls, cfg) < 0)
 		return -1;
 	return 0;
 }
 
+/* From the accept loop to the exit status, with --run's CMD (V6, V7). */
+static int serve_run(const struct serve_config *cfg, struct listeners *ls,
+		     int sfd, struct recorder *rec, struct captive *cap)
+{
+	int r, status, cmd_status;
+
+	r = listen_loop(ls, &srv, cfg->handshake_timeout, sfd, rec,
+			captive_fd(cap));
+	if (r == 1)
+		captive_wait(cap, -1, 0); /* V6: it ended; log how */
+	else
+		captive_kill(cap); /* V7: the server stops first */
+	if (r < 0) {
+		captive_wait(cap, sfd, (int)cfg->shutdown_timeout * 1000);
+		return 1;
+	}
+	status = serve_stop(cfg, ls, sfd, rec);
+	if (!cfg->run)
+		return status;
+	cmd_status = captive_wait(cap, sfd, (int)cfg->shutdown_timeout * 1000);
+	if (status && cmd_status != status)
+		log_msg("--run: exit status %d, not the command's %d: the stop "
+			"failed",
+			status, cmd_status);
+	return status ? status : cmd_status; /* V6 */
+}
+
 /* cmd_serve() once the command line is parsed. */
-static int serve(const struct serve_config *cfg, struct listeners *ls,
-		 const struct inherited *in)
+static int serve(struct serve_config *cfg, struct listeners *ls,
+		 const struct inherited *in, struct captive *cap, pid_t parent)
 {
 	struct recorder *rec = NULL;
 	struct ids ids = {0};
@@ -379,10 +414,12 @@ static int serve(const struct serve_config *cfg, struct listeners *ls,
 	sfd = signals_block();
 	if (sfd < 0)
 		return 1;
+	if (cfg->exit_with_parent && parent_watch(parent) < 0) /* V8 */
+		return 1;
 	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0)
 		return 1;
 	log_warnings(cfg);
-	if (open_listeners(cfg, ls, in) < 0)
+	if (open_listeners(cfg, ls, in, cap) < 0)
 		return 1;
 	log_exports();
 	listen_log(ls, &srv);
@@ -397,12 +434,18 @@ static int serve(const struct serve_config *cfg, struct listeners *ls,
 	/* Everything that needs root is done: sockets, files, workers. */
 	if ((cfg->user || cfg->group) && drop_privileges(&ids) < 0)
 		return 1;
+	/* V8: a change of credentials cleared the death signal. */
+	if (cfg->exit_with_parent && (cfg->user || cfg->group) &&
+	    parent_watch(parent) < 0)
+		return 1;
 	signal_ready();
 	notify_ready(ls);
-
-	if (listen_loop(ls, &srv, cfg->handshake_timeout, sfd, rec) < 0)
+	if (cfg->run &&
+	    captive_start(cap, cfg->run, &ls->l[0], cfg->tls_mode) < 0) {
+		serve_stop(cfg, ls, sfd, rec);
 		return 1;
-	return serve_stop(cfg, ls, sfd, rec);
+	}
+	return serve_run(cfg, ls, sfd, rec, cap);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -410,7 +453,9 @@ int cmd_serve(int argc, char **argv)
 	/* Not on the stack: 40 KB of URIs, 8 KB of socket names. */
 	static struct listeners ls;
 	static struct inherited in;
+	static struct captive cap;
 	struct serve_config cfg;
+	pid_t parent = getppid(); /* V8 */
 	int r;
 
 	/* V1, V4: before anything can fork (LISTEN_PID must be our PID),
@@ -420,5 +465,8 @@ int cmd_serve(int argc, char **argv)
 	r = config_parse(&cfg, argc, argv, in.n);
 	if (r)
 		return r < 0 ? 1 : 0; /* 1: --help was printed */
-	return serve(&cfg, &ls, &in);
+	captive_init(&cap);
+	r = serve(&cfg, &ls, &in, &cap, parent);
+	captive_private_remove(&cap); /* V5 */
+	return r;
 }

@@ -9,7 +9,7 @@
  *     cmd_serve(), before any fork (a daemon has another PID), and are for
  *     loopd only if LISTEN_PID is its own PID; otherwise they are
  *     ignored.  Either way all three are unset once read, so that no
- *     child of loopd takes the sockets for its own.
+ *     child (the CMD of --run) takes the sockets for its own.
  * V2. Sockets passed to loopd are taken exactly as given or not at all:
  *     LISTEN_FDS must be a number from 1 to MAX_LISTENERS, each of the
  *     fds 3..3+N-1 a listening stream socket (SO_ACCEPTCONN) of AF_UNIX,

@@ -39,7 +39,7 @@ for args in --help -h "serve --help" "serve -h"; do
 done
 out=$("$LOOPD" serve --help 2>&1)
 for opt in --size --read-only --unix --listen --cache --order --flush \
-	--queues --foreground --pidfile --verbose --inject; do
+	--queues --foreground --pidfile --verbose --inject --run --exit-with-parent; do
 	grep -q -- "$opt" <<<"$out" || fail "serve --help does not list $opt"
 done
 ok "usage printed; serve --help lists every option"

@@ -3,9 +3,9 @@
 # with a datagram listener of our own (no systemd).  READY=1 comes exactly
 # once, only when the server is listening and its pidfile is written, with
 # MAINPID (the daemon's PID when it daemonises); STOPPING=1 comes when the
-# stop begins.  A path and an abstract (@) address both work; a malformed
-# address is a one-line error; a socket nobody listens on is logged and
-# serving goes on.
+# stop begins.  A path and an abstract (@) address both work; --run's CMD
+# does not inherit NOTIFY_SOCKET; a malformed address is a one-line error;
+# a socket nobody listens on is logged and serving goes on.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
@@ -98,6 +98,18 @@ stop_server "$pid"
 wait_log "$TMP/d.msgs" '^MSG STOPPING=1'
 wait "$nl_pid" || fail "the listener failed"
 ok "READY=1 with MAINPID=$pid on $abstract, then STOPPING=1"
+
+check "V4: --run's CMD does not inherit NOTIFY_SOCKET"
+listen_notify "$TMP/run.sock" "$TMP/run.msgs" "$TMP/none" "$TMP/none"
+# shellcheck disable=SC2016 # expanded by CMD's shell
+NOTIFY_SOCKET=$TMP/run.sock "$LOOPD" serve --size 1M --run \
+	'echo "NOTIFY_SOCKET=${NOTIFY_SOCKET-unset}"' "$TMP/run.img" \
+	</dev/null >"$TMP/run.out" 2>"$TMP/run.log" || fail "--run failed"
+[[ $(<"$TMP/run.out") == NOTIFY_SOCKET=unset ]] ||
+	fail "CMD saw $(<"$TMP/run.out")"
+wait_log "$TMP/run.msgs" '^MSG STOPPING=1'
+wait "$nl_pid" || fail "the listener failed"
+ok "CMD saw no NOTIFY_SOCKET; loopd still sent READY=1 and STOPPING=1"
 
 check "V4: a socket nobody listens on is logged, and loopd serves on"
 NOTIFY_SOCKET=$TMP/nobody.sock start_fg nobody --size 1M "$TMP/n.img"

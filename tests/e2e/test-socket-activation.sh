@@ -3,7 +3,7 @@
 # src/serve/systemd.c).  loopd started by systemd-socket-activate serves
 # the TCP and Unix sockets it was given, names them in its log, opens no
 # socket of its own (not the default port) and leaves the Unix socket file
-# to its owner.  Every
+# to its owner; the LISTEN_* variables are gone for --run's CMD.  Every
 # malformed LISTEN_PID, LISTEN_FDS or LISTEN_FDNAMES, and -U or -l on top
 # of inherited sockets, is a one-line error with exit status 1, never a
 # fallback to the default port.
@@ -11,7 +11,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
 requires nbdinfo nbdsh ss systemd-socket-activate
-export TMP # for the python launcher
+export TMP # for the python launcher and --run's commands
 
 # A free TCP port on 127.0.0.1 (systemd-socket-activate cannot take port 0).
 free_port() {
@@ -98,6 +98,29 @@ kill -TERM "$fg_pid"
 exit_status "$fg_pid"
 ((status == 0)) || fail "exit status $status"
 ok "fd 3 is logged with its name \"nbd\""
+
+check "V1: --run's CMD sees the inherited socket's URI, and no LISTEN_*"
+port=$(free_port)
+# shellcheck disable=SC2016 # expanded by CMD's shell
+activate run -l "127.0.0.1:$port" -E TMP -- --size 1M --run \
+	'set -e; : "${TMP:?}"
+	printf "%s\n" "${LISTEN_PID-unset}" "${LISTEN_FDS-unset}" \
+	"${LISTEN_FDNAMES-unset}" "$uri" "$port" >"$TMP/run.env"
+	nbdinfo --size "$uri" >>"$TMP/run.env"' "$TMP/run.img"
+# (systemd-socket-activate passes on only the variables given with -E.)
+# Only wakes systemd-socket-activate: CMD may be done before loopd has
+# answered this one.
+timeout 20 nbdinfo --size "nbd://127.0.0.1:$port" >/dev/null 2>&1 || true
+exit_status "$fg_pid" 20
+((status == 0)) || fail "exit status $status: $(cat "$TMP/run.log")"
+mapfile -t env_lines <"$TMP/run.env"
+[[ ${#env_lines[@]} -eq 6 ]] || fail "CMD wrote ${#env_lines[@]} lines, want 6"
+[[ ${env_lines[0]} == unset && ${env_lines[1]} == unset && ${env_lines[2]} == unset ]] ||
+	fail "CMD saw LISTEN_PID=${env_lines[0]} LISTEN_FDS=${env_lines[1]} LISTEN_FDNAMES=${env_lines[2]}"
+[[ ${env_lines[3]} == "nbd://127.0.0.1:$port" && ${env_lines[4]} == "$port" ]] ||
+	fail "CMD saw uri=${env_lines[3]} port=${env_lines[4]}"
+((env_lines[5] == 1 << 20)) || fail "CMD's nbdinfo saw size ${env_lines[5]}"
+ok "LISTEN_* unset; uri=${env_lines[3]}; CMD's client was served"
 
 # sa_exec FD3 [VAR=VALUE...] -- CMD...: exec CMD with LISTEN_PID set to its
 # own PID and fd 3 as FD3 says: listen (a listening Unix socket), bound (a
@@ -197,17 +220,19 @@ expect_bad '-U/--unix and -l/--listen cannot be used with the 1 socket' \
 expect_bad 'cannot be used with the 1 socket passed by LISTEN_FDS' \
 	listen LISTEN_FDS=1 -- -l 127.0.0.1:0 -s 1M "$TMP/b.img"
 
-check "V1: LISTEN_* for another PID are ignored"
+check "V1: LISTEN_* for another PID are ignored (and unset for CMD)"
+# shellcheck disable=SC2016 # expanded by CMD's shell
 sa_exec listen LISTEN_PID=1 LISTEN_FDS=1 LISTEN_FDNAMES=x -- "$LOOPD" serve \
-	-U "$TMP/mine.sock" -P "$TMP/mine.pid" -s 1M "$TMP/b.img" \
-	</dev/null >/dev/null 2>"$TMP/other.log" ||
+	-U "$TMP/mine.sock" -s 1M --run \
+	'printf "%s %s %s %s\n" "${LISTEN_PID-unset}" "${LISTEN_FDS-unset}" \
+	"${LISTEN_FDNAMES-unset}" "$unixsocket"' "$TMP/b.img" \
+	</dev/null >"$TMP/other.out" 2>"$TMP/other.log" ||
 	fail "loopd failed: $(cat "$TMP/other.log")"
-track_pidfile "$TMP/mine.pid" || fail "no pidfile"
-nbdinfo --size "nbd+unix:///?socket=$TMP/mine.sock" >/dev/null ||
-	fail "not served on -U"
+[[ $(<"$TMP/other.out") == "unset unset unset $TMP/mine.sock" ]] ||
+	fail "CMD printed '$(<"$TMP/other.out")'"
 if grep -q 'inherited' "$TMP/other.log"; then
 	fail "loopd took a socket meant for PID 1"
 fi
-ok "served on -U only"
+ok "served on -U only; CMD saw: $(<"$TMP/other.out")"
 
 echo "test-socket-activation: all checks passed"
