@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check.c: running the check of `loopd crash` on a state's image: the
- * user's command (`sh -c CMD`, {} expanded) or the built-in ext4 check,
- * as a child process with a timeout, its output in the worker's log and
- * the start of that log quoted for a failing state.
+ * user's command (`sh -c CMD`, {} expanded) or a built-in check (ext4,
+ * xfs, btrfs), as child processes with a timeout, their output in the
+ * worker's log and the start of that log quoted for a failing state.
  *
  * X5. Checks run as child processes (posix_spawn, own process group, no
- *     shell for ext4) with a timeout; stdout and stderr go to a per-worker
- *     log whose start is quoted for a failing state.  A check that cannot
- *     be started is a tool error (exit 2), not a failing state.
+ *     shell for the built-in ones) with a timeout; stdout and stderr go to
+ *     a per-worker log whose start is quoted for a failing state.  A check
+ *     that cannot be started is a tool error (exit 2), not a failing
+ *     state; so is a built-in check whose tools are missing, found before
+ *     exploring (check_ready()).  The built-in checks replay the log
+ *     first, then run the offline checker, which must exit 0:
+ *       ext4   e2fsck -p -E journal_only (exit 0 or 1), e2fsck -fn
+ *       xfs    mount -o nouuid and umount (X10, X11), xfs_repair -n -P
+ *       btrfs  mount -o nodiscard and umount (X10, X11), btrfs check
+ *              --readonly
+ *     An offline checker alone would judge an unreplayed log (e2fsck -fn
+ *     skips the journal, xfs_repair -n ignores a dirty log, btrfs check
+ *     does not replay the tree log).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,37 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "crash/explore.h"
-
-int check_init(struct checker *ck, const char *workdir, int id, char *img)
-{
-	size_t n = 0;
-
-	ck->img = img;
-	if (snprintf(ck->log, sizeof ck->log, "%s/check%d.log", workdir, id) >=
-	    (int)sizeof ck->log)
-		return -ENAMETOOLONG;
-	while (environ[n])
-		n++;
-	ck->env = calloc(n + 2, sizeof *ck->env);
-	if (!ck->env)
-		return -ENOMEM;
-	memcpy(ck->env, environ, n * sizeof *ck->env);
-	snprintf(ck->env_img, sizeof ck->env_img, "LOOPD_CRASH_IMAGE=%s", img);
-	ck->env[n] = ck->env_img;
-	return 0;
-}
-
-void check_fini(struct checker *ck)
-{
-	if (ck->log[0])
-		unlink(ck->log);
-	free(ck->env);
-	ck->env = NULL;
-}
+#include "util/log.h"
 
 /* Empty the log (create it when create is set). */
 static void clear_log(const struct checker *ck, bool create)
@@ -62,12 +47,18 @@ static void clear_log(const struct checker *ck, bool create)
 		close(fd);
 }
 
+void check_clear_log(const struct checker *ck)
+{
+	clear_log(ck, false);
+}
+
 /*
- * Run argv with stdout and stderr appended to log.  Returns 0 with the
- * wait status, -ETIMEDOUT (killed), or -errno (could not start).
+ * X5: run argv with stdout and stderr appended to the worker's log.
+ * Returns 0 with the wait status, -ETIMEDOUT (killed), or -errno (could
+ * not start).
  */
-static int run(char *const argv[], const char *log, char *const envp[],
-	       uint32_t timeout, int *status)
+int check_exec(char *const argv[], const struct checker *ck, uint32_t timeout,
+	       int *status)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -77,13 +68,13 @@ static int run(char *const argv[], const char *log, char *const envp[],
 
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, log,
+	posix_spawn_file_actions_addopen(&fa, 1, ck->log,
 					 O_WRONLY | O_APPEND | O_CREAT, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawnattr_init(&at);
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-	r = posix_spawnp(&pid, argv[0], &fa, &at, argv, envp);
+	r = posix_spawnp(&pid, argv[0], &fa, &at, argv, ck->env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r)
@@ -109,34 +100,67 @@ static int run(char *const argv[], const char *log, char *const envp[],
 }
 
 /*
- * The start of the log, on one line, for the report; e2fsck's banner and
- * "Pass N" lines are left out, so the first error shows.
+ * Lines that say nothing about the image: e2fsck's banner and passes,
+ * xfs_repair's phases and its note on a file on tmpfs, btrfs check's
+ * progress, mount's pointer to dmesg (X10 quotes the kernel instead).
  */
-static void quote_log(const char *log, char *out, size_t len)
+static bool noise(const char *line)
+{
+	static const char *const prefix[] = {
+		"e2fsck 1.",
+		"Pass ",
+		"Phase ",
+		"        - ",
+		"Cannot get host filesystem geometry",
+		"Repair may fail if there is a sector size mismatch",
+		"the image and the host filesystem.",
+		"No modify flag set",
+		"Opening filesystem to check",
+		"Checking filesystem on ",
+		"UUID: ",
+		"       dmesg(1) may have more information",
+		NULL,
+	};
+	const char *const *p;
+
+	if (!*line || (line[0] == '[' && line[1] >= '0' && line[1] <= '9'))
+		return true;
+	for (p = prefix; *p; p++)
+		if (!strncmp(line, *p, strlen(*p)))
+			return true;
+	return false;
+}
+
+/*
+ * For the report: first (if not NULL), then the start of the log, on one
+ * line appended to out, without noise(), so the first error shows.
+ */
+void check_quote_log(const struct checker *ck, const char *first, char *out,
+		     size_t len)
 {
 	char buf[8192], *line, *save = NULL;
-	size_t j = strlen(out);
-	bool first = true;
-	ssize_t n;
-	int fd = open(log, O_RDONLY | O_CLOEXEC);
+	size_t j = strlen(out), n = 0;
+	const char *sep = ": ";
+	ssize_t r;
+	int fd = open(ck->log, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return;
+	if (first)
+		n = (size_t)snprintf(buf, sizeof buf, "%s\n", first);
+	if (n >= sizeof buf)
+		n = sizeof buf - 1;
+	if (fd >= 0) {
+		r = read(fd, buf + n, sizeof buf - 1 - n);
+		n += r > 0 ? (size_t)r : 0;
+		close(fd);
+	}
 	buf[n] = 0;
 	for (line = strtok_r(buf, "\n", &save); line && j + 4 < len;
 	     line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "e2fsck 1.", 9) ||
-		    !strncmp(line, "Pass ", 5) || !*line)
+		if (noise(line))
 			continue;
-		const char *sep = first ? ": " : " | ";
-
-		first = false;
 		for (; *sep; sep++)
 			out[j++] = *sep;
+		sep = " | ";
 		for (; *line && j + 1 < len; line++)
 			out[j++] = (*line >= 32 && *line < 127) ? *line : '?';
 	}
@@ -168,6 +192,44 @@ static char *expand(const char *cmd, const char *img)
 	return out;
 }
 
+/*
+ * The last step of a built-in check: argv (the image path last) must exit
+ * 0; detail names it by its arguments before the image.
+ */
+static int final_step(const struct checker *ck, char *const argv[],
+		      uint32_t timeout, bool *pass, char *detail, size_t len)
+{
+	size_t j = 0;
+	int i, st, r;
+
+	for (i = 0; argv[i + 1] && j + 1 < len; i++) {
+		int w = snprintf(detail + j, len - j, "%s%s", i ? " " : "",
+				 argv[i]);
+
+		j = w < 0 || j + (size_t)w >= len ? len - 1 : j + (size_t)w;
+	}
+	clear_log(ck, false);
+	r = check_exec(argv, ck, timeout, &st);
+	if (r == -ETIMEDOUT) {
+		snprintf(detail + j, len - j, " timed out");
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	/* check_exec() set st: it returns 0 only after waitpid().  The
+	   analyzer thinks posix_spawnp() may return < 0. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
+	*pass = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (*pass) {
+		detail[0] = 0;
+		return 0;
+	}
+	snprintf(detail + j, len - j, " exit %d",
+		 WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+	check_quote_log(ck, NULL, detail, len);
+	return 0;
+}
+
 /* --check ext4: replay the journal (exit 0 or 1), then e2fsck -fn. */
 static int check_ext4(const struct checker *ck, uint32_t timeout, bool *pass,
 		      char *detail, size_t len)
@@ -176,39 +238,62 @@ static int check_ext4(const struct checker *ck, uint32_t timeout, bool *pass,
 	char *fsck[] = {"e2fsck", "-fn", ck->img, NULL};
 	int st, r;
 
-	r = run(replay, ck->log, ck->env, timeout, &st);
+	r = check_exec(replay, ck, timeout, &st);
 	if (r == -ETIMEDOUT) {
 		snprintf(detail, len, "journal replay timed out");
 		return 0;
 	}
 	if (r < 0)
 		return r;
-	/* run() set st: it returns 0 only after waitpid().  The
-	   analyzer thinks posix_spawnp() may return < 0. */
+	/* As in final_step(): check_exec() set st. */
 	/* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 	if (!WIFEXITED(st) || WEXITSTATUS(st) > 1) {
 		snprintf(detail, len,
 			 "journal replay (e2fsck -p -E journal_only) "
 			 "exit %d",
 			 WIFEXITED(st) ? WEXITSTATUS(st) : 128);
-		quote_log(ck->log, detail, len);
+		check_quote_log(ck, NULL, detail, len);
 		return 0;
 	}
-	clear_log(ck, false);
-	r = run(fsck, ck->log, ck->env, timeout, &st);
-	if (r == -ETIMEDOUT) {
-		snprintf(detail, len, "e2fsck -fn timed out");
-		return 0;
-	}
-	if (r < 0)
+	return final_step(ck, fsck, timeout, pass, detail, len);
+}
+
+/* --check xfs: mount and umount replay the log (X10, X11), then
+   xfs_repair -n. */
+static int check_xfs(const struct checker *ck, uint32_t timeout, bool *pass,
+		     char *detail, size_t len)
+{
+	/* -P: no prefetch threads, which overlap reads of a disk; the
+	   image is in memory (X9) or in the page cache, and on 2 CPUs
+	   they cost a third of xfs_repair's time. */
+	char *repair[] = {"xfs_repair", "-n", "-P", ck->img, NULL};
+	bool replayed;
+	int r;
+
+	/* X11: every worker's image has the same UUID. */
+	r = mount_replay(ck, "xfs", "nouuid", timeout, &replayed, detail, len);
+	if (r < 0 || !replayed)
 		return r;
-	*pass = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	if (*pass)
-		return 0;
-	snprintf(detail, len, "e2fsck -fn exit %d",
-		 WIFEXITED(st) ? WEXITSTATUS(st) : 128);
-	quote_log(ck->log, detail, len);
-	return 0;
+	return final_step(ck, repair, timeout, pass, detail, len);
+}
+
+/* --check btrfs: mount and umount replay the tree log (X10, X11), then
+   btrfs check --readonly. */
+static int check_btrfs(const struct checker *ck, uint32_t timeout, bool *pass,
+		       char *detail, size_t len)
+{
+	char *fsck[] = {"btrfs", "check", "--readonly", ck->img, NULL};
+	bool replayed;
+	int r;
+
+	/* nodiscard: a loop device on tmpfs takes discards, and btrfs
+	   turns async discard on for it; holes punched in the image
+	   would cost X4 a restore and tell nothing. */
+	r = mount_replay(ck, "btrfs", "nodiscard", timeout, &replayed, detail,
+			 len);
+	if (r < 0 || !replayed)
+		return r;
+	return final_step(ck, fsck, timeout, pass, detail, len);
 }
 
 /* --check CMD: sh -c CMD, which passes with exit 0. */
@@ -221,7 +306,7 @@ static int check_cmd(const struct checker *ck, const struct opts *o, bool *pass,
 
 	if (!cmd)
 		return -ENOMEM;
-	r = run(argv, ck->log, ck->env, o->timeout, &st);
+	r = check_exec(argv, ck, o->timeout, &st);
 	free(cmd);
 	if (r == -ETIMEDOUT) {
 		snprintf(detail, len, "timed out after %u s", o->timeout);
@@ -229,22 +314,126 @@ static int check_cmd(const struct checker *ck, const struct opts *o, bool *pass,
 	}
 	if (r < 0)
 		return r;
-	/* As in check_ext4(): run() set st. */
+	/* As in final_step(): check_exec() set st. */
 	/* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 	*pass = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	if (*pass)
 		return 0;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
 		snprintf(detail, len, "check command not found");
-		quote_log(ck->log, detail, len);
+		check_quote_log(ck, NULL, detail, len);
 		return -ENOENT;
 	}
 	if (WIFEXITED(st))
 		snprintf(detail, len, "exit %d", WEXITSTATUS(st));
 	else
 		snprintf(detail, len, "killed by signal %d", WTERMSIG(st));
-	quote_log(ck->log, detail, len);
+	check_quote_log(ck, NULL, detail, len);
 	return 0;
+}
+
+/* A built-in check (X5): its name, how it runs, the tools it needs. */
+struct builtin {
+	const char *name;
+	int (*run)(const struct checker *ck, uint32_t timeout, bool *pass,
+		   char *detail, size_t len);
+	const char *tools[4];
+	bool mounts; /* X10: it mounts the image */
+};
+
+static const struct builtin builtins[] = {
+	{"ext4", check_ext4, {"e2fsck"}, false},
+	{"xfs", check_xfs, {"mount", "umount", "xfs_repair"}, true},
+	{"btrfs", check_btrfs, {"mount", "umount", "btrfs"}, true},
+	{0},
+};
+
+/* --check NAME: the built-in check NAME, or NULL (a command). */
+static const struct builtin *find_builtin(const char *name)
+{
+	const struct builtin *b;
+
+	for (b = builtins; name && b->name; b++)
+		if (!strcmp(b->name, name))
+			return b;
+	return NULL;
+}
+
+/* Is cmd an executable file in a directory of $PATH? */
+static bool in_path(const char *cmd)
+{
+	const char *p = getenv("PATH"), *e;
+	char path[PATH_MAX];
+	int n;
+
+	for (p = p ? p : "/usr/bin:/bin";; p = e + 1) {
+		e = strchrnul(p, ':');
+		n = snprintf(path, sizeof path, "%.*s/%s", (int)(e - p), p,
+			     cmd);
+		if (e > p && n > 0 && (size_t)n < sizeof path &&
+		    !access(path, X_OK))
+			return true;
+		if (!*e)
+			return false;
+	}
+}
+
+/* X5: before exploring, a built-in check's tools are there (and root and
+   loop devices for X10). */
+int check_ready(const struct opts *o)
+{
+	const struct builtin *b = find_builtin(o->check);
+	const char *const *t;
+
+	if (!b)
+		return 0;
+	for (t = b->tools; *t; t++) {
+		if (!in_path(*t)) {
+			log_msg("--check %s needs %s, which is not in PATH",
+				b->name, *t);
+			return -ENOENT;
+		}
+	}
+	return b->mounts ? mount_ready(b->name) : 0;
+}
+
+int check_init(struct checker *ck, const struct opts *o, const char *workdir,
+	       int id, char *img)
+{
+	size_t n = 0;
+
+	ck->img = img;
+	ck->fs = find_builtin(o->check);
+	if (snprintf(ck->log, sizeof ck->log, "%s/check%d.log", workdir, id) >=
+	    (int)sizeof ck->log)
+		return -ENAMETOOLONG;
+	if (ck->fs && ck->fs->mounts) {
+		/* X10: the worker's own mount point. */
+		snprintf(ck->mnt, sizeof ck->mnt, "%s/mnt%d", workdir, id);
+		if (mkdir(ck->mnt, 0700) < 0) {
+			ck->mnt[0] = 0;
+			return -errno;
+		}
+	}
+	while (environ[n])
+		n++;
+	ck->env = calloc(n + 2, sizeof *ck->env);
+	if (!ck->env)
+		return -ENOMEM;
+	memcpy(ck->env, environ, n * sizeof *ck->env);
+	snprintf(ck->env_img, sizeof ck->env_img, "LOOPD_CRASH_IMAGE=%s", img);
+	ck->env[n] = ck->env_img;
+	return 0;
+}
+
+void check_fini(struct checker *ck)
+{
+	if (ck->log[0])
+		unlink(ck->log);
+	if (ck->mnt[0])
+		rmdir(ck->mnt);
+	free(ck->env);
+	ck->env = NULL;
 }
 
 /*
@@ -257,7 +446,7 @@ int check_run(const struct checker *ck, const struct opts *o, bool *pass,
 	detail[0] = 0;
 	*pass = false;
 	clear_log(ck, true);
-	if (o->ext4)
-		return check_ext4(ck, o->timeout, pass, detail, len);
+	if (ck->fs)
+		return ck->fs->run(ck, o->timeout, pass, detail, len);
 	return check_cmd(ck, o, pass, detail, len);
 }

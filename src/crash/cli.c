@@ -18,7 +18,8 @@
 static void usage_crash(FILE *f)
 {
 	fprintf(f,
-		"Usage: loopd crash TRACE --check CMD|ext4 [OPTIONS]\n"
+		"Usage: loopd crash TRACE --check CMD|ext4|xfs|btrfs "
+		"[OPTIONS]\n"
 		"       loopd crash TRACE --state ID --out IMG [OPTIONS]\n"
 		"\n"
 		"Check every crash state that a recorded trace allows: at "
@@ -29,9 +30,16 @@ static void usage_crash(FILE *f)
 		"Options:\n"
 		"  -c, --check CMD       run 'sh -c CMD' on each state; {} is "
 		"the image path;\n"
-		"                        exit 0 passes.  'ext4': e2fsck -p -E "
-		"journal_only,\n"
-		"                        then e2fsck -fn must be clean\n"
+		"                        exit 0 passes.  Built in, each "
+		"replaying the log\n"
+		"                        first: 'ext4' (e2fsck -p -E "
+		"journal_only, then\n"
+		"                        e2fsck -fn must be clean), 'xfs' "
+		"(mount, umount,\n"
+		"                        xfs_repair -n), 'btrfs' (mount, "
+		"umount, btrfs\n"
+		"                        check --readonly); xfs and btrfs "
+		"need root\n"
 		"  -m, --model MODEL     served (default: what the recorded "
 		"flush mode\n"
 		"                        promises), contract, barrier, "
@@ -218,15 +226,14 @@ static int check_args(int argc, char **argv, struct opts *o)
 	}
 	o->trace = argv[optind];
 	if (!o->state_id && !o->check) {
-		log_msg("crash: --check CMD|ext4 or --state ID --out IMG is "
-			"required");
+		log_msg("crash: --check CMD|ext4|xfs|btrfs or --state ID --out "
+			"IMG is required");
 		return -EINVAL;
 	}
 	if (o->state_id && !o->out) {
 		log_msg("crash: --state needs --out IMG");
 		return -EINVAL;
 	}
-	o->ext4 = o->check && !strcmp(o->check, "ext4");
 	return 0;
 }
 

@@ -10,7 +10,8 @@
  *   explore.c    the run: trace, base, plan, producer, per-job steps (X7)
  *   budget.c     how many states each crash point gets (X1, pure)
  *   image.c      state images: dedupe, incremental images, undo (X2-X4)
- *   check.c      a check as a child process (X5)
+ *   check.c      a check as a child process, the built-in checks (X5)
+ *   mount.c      a state's log replay by mounting it (X10, X11)
  *   pool.c       the -j worker threads and the job queue
  *   report.c     progress bar, text and JSON reports, repro lines
  *   selfcheck.c  the recorder self-check A7 (X6)
@@ -36,7 +37,7 @@
 struct opts {
 	const char *trace, *check, *base, *state_id, *out, *after, *workdir;
 	enum crash_model model;
-	bool served, tear, garbage, json, quiet, ext4;
+	bool served, tear, garbage, json, quiet;
 	bool help; /* -h: usage on stdout, nothing else */
 	uint64_t max_states, seed;
 	uint32_t exhaustive, jobs, timeout, unit;
@@ -117,7 +118,9 @@ struct image {
 /* How a worker runs its check (check.c, X5). */
 struct checker {
 	char *img; /* the image to check (the worker's struct image) */
+	const struct builtin *fs; /* --check ext4|xfs|btrfs; NULL: CMD */
 	char log[PATH_MAX + 32];
+	char mnt[PATH_MAX + 32]; /* X10: the worker's mount point, or "" */
 	char **env; /* environ + LOOPD_CRASH_IMAGE=img */
 	char env_img[PATH_MAX + 64];
 };
@@ -159,10 +162,22 @@ int image_write_state(const struct ctx *c, struct crash_scratch *s, uint32_t k,
 		      const struct crash_state *st, const char *path);
 
 /* check.c */
-int check_init(struct checker *ck, const char *workdir, int id, char *img);
+int check_ready(const struct opts *o);
+int check_init(struct checker *ck, const struct opts *o, const char *workdir,
+	       int id, char *img);
 void check_fini(struct checker *ck);
 int check_run(const struct checker *ck, const struct opts *o, bool *pass,
 	      char *detail, size_t len);
+int check_exec(char *const argv[], const struct checker *ck, uint32_t timeout,
+	       int *status);
+void check_clear_log(const struct checker *ck);
+void check_quote_log(const struct checker *ck, const char *first, char *out,
+		     size_t len);
+
+/* mount.c */
+int mount_ready(const char *check);
+int mount_replay(const struct checker *ck, const char *fstype, const char *opts,
+		 uint32_t timeout, bool *ok, char *detail, size_t len);
 
 /* pool.c */
 void pool_catch_signals(void);
