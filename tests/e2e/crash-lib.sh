@@ -1,27 +1,35 @@
-# shellcheck shell=bash
-# crash-lib.sh: the recorded ext4 workload and the explorer run shared by
-# test-crash-ext4.sh (files) and test-rbd-crash.sh (RBD).  Source it after
-# functions.sh and kernel_requires.
+# shellcheck shell=bash disable=SC2034 # the tests set the variables
+# crash-lib.sh: the recorded file workload and the explorer run shared by
+# test-crash-ext4.sh (files), test-crash-xfs.sh, test-crash-btrfs.sh and
+# test-rbd-crash.sh (RBD).  Source it after functions.sh and
+# kernel_requires, then change what differs:
+#   record_mkfs   the command that makes the filesystem, without the
+#                 device (default: ext4 with a 1 MiB journal: checkpoints
+#                 happen often, so reordering across a flush has
+#                 something to break)
+#   record_size   the size of a file export (default 64M)
+#   explore_check what explore passes to --check (default ext4)
+record_mkfs=(mkfs.ext4 -q -F -E nodiscard -J size=1)
+record_size=64M
+explore_check=ext4
 
 # record NAME MOUNT_OPTS [SERVE ARGS...]: record the workload into
 # $TMP/NAME.trace (base image $TMP/NAME.trace.base).  The export is
 # $record_disk if set (its SERVE ARGS say how to open it), else a new
-# 64 MiB file $TMP/NAME.img.
+# $record_size file $TMP/NAME.img.
 record() {
 	local name=$1 mopts=$2 trace=$TMP/$1.trace d i
 	shift 2
 	if [[ -n ${record_disk:-} ]]; then
 		start_server "$name" --record "$trace" "$@" "$record_disk"
 	else
-		start_server "$name" --size 64M --record "$trace" "$@" \
-			"$TMP/$name.img"
+		start_server "$name" --size "$record_size" --record "$trace" \
+			"$@" "$TMP/$name.img"
 	fi
 	d=$TMP/$name.mnt
 	mkdir "$d"
 	kernel_attach "$TMP/$name.fuse" "$uri"
-	# A 1 MiB journal: checkpoints happen often, so reordering across
-	# a flush has something to break.
-	mkfs.ext4 -q -F -E nodiscard -J size=1 "$loopdev"
+	"${record_mkfs[@]}" "$loopdev"
 	"$LOOPD" trace mark "$trace" mkfs
 	mount ${mopts:+-o "$mopts"} "$loopdev" "$d"
 	mounted=$d
@@ -59,7 +67,8 @@ record() {
 explore() {
 	local name=$1 want=$2 out=$TMP/$1.crash.log rc=0 t0=$SECONDS
 	shift 2
-	"$LOOPD" crash "$TMP/$name.trace" --check ext4 --after mkfs -q "$@" \
+	"$LOOPD" crash "$TMP/$name.trace" --check "$explore_check" \
+		--after mkfs -q "$@" \
 		>"$out" 2>&1 || rc=$?
 	# awk, not head: head would close the pipe under pipefail.
 	awk '/^FAIL/ && n++ < 3 || /^states:/' "$out" | cut -c1-200
@@ -70,4 +79,45 @@ explore() {
 	fi
 	states=$(sed -n 's/^states: \([0-9]*\) checked.*/\1/p' "$out")
 	failed=$(sed -n 's/^states: .* \([0-9]*\) failed.*/\1/p' "$out")
+}
+
+# For the mounting checks (--check xfs, btrfs: X10 in src/crash/mount.c).
+# crash_shm: a directory on tmpfs for --workdir (where the working images
+# go by default), so that the explorer's loop devices and mounts can be
+# told from other users'; sets $shm, removed at exit.
+crash_shm() {
+	shm=$(mktemp -d /dev/shm/loopd-test.XXXXXX)
+	on_exit "rm -rf '$shm'"
+}
+
+# left_behind: the loop devices on files under $shm, then the mounts under
+# $shm that this (the host's) mount namespace sees, one count a line.
+left_behind() {
+	losetup -l -n -O BACK-FILE | grep -c "^$shm/" || true
+	grep -c " $shm/" /proc/self/mountinfo || true
+}
+
+# missing_tool NAME TOOL: with a PATH that has every tool of --check NAME
+# but TOOL, the explorer stops before checking a state, with exit 2 and a
+# message that names TOOL (X5).
+missing_tool() {
+	local name=$1 tool=$2 t rc=0 log=$TMP/missing-$2.log
+	mkdir -p "$TMP/bin-$tool"
+	for t in mount umount e2fsck xfs_repair btrfs; do
+		[[ $t == "$tool" ]] || ! command -v "$t" >/dev/null ||
+			ln -sf "$(command -v "$t")" "$TMP/bin-$tool/"
+	done
+	PATH=$TMP/bin-$tool "$LOOPD" crash "$TMP/ok.trace" --check "$name" \
+		--after mkfs -q >"$log" 2>&1 || rc=$?
+	((rc == 2)) || { cat "$log"; fail "exit $rc, want 2"; }
+	grep -q "needs $tool" "$log" ||
+		{ cat "$log"; fail "the message does not name $tool"; }
+	! grep -q '^states:' "$log" || fail "states were checked"
+	ok "$(grep "needs $tool" "$log")"
+}
+
+# rate: the states/s of the last explore run of NAME.
+rate() {
+	sed -n 's/^states: .*s, \([0-9.]* states\/s\).*/\1/p' \
+		"$TMP/$1.crash.log"
 }
