@@ -194,8 +194,8 @@ static void json_head(struct json_object *o, const struct ctx *c,
 #define ADD(k, v) json_object_object_add(o, k, v)
 	ADD("trace", json_object_new_string(c->o.trace));
 	ADD("model", json_object_new_string(crash_model_name(c->o.model)));
-	ADD("served_flush_mode", json_object_new_string(flush_mode_name(
-					 c->plan->hdr.flush_mode)));
+	ADD("served_flush_mode",
+	    json_object_new_string(flush_mode_name(c->plan->hdr.flush_mode)));
 	ADD("seed", json_object_new_uint64(c->o.seed));
 	ADD("max_states", json_object_new_uint64(c->o.max_states));
 	ADD("exhaustive", json_object_new_int64(c->o.exhaustive));
@@ -235,19 +235,18 @@ static struct json_object *json_points(const struct ctx *c)
 		json_object_object_add(
 			o, "event",
 			json_object_new_string(crash_why_name(pt->why)));
-		json_object_object_add(
-			o, "mark", json_object_new_string(mark_of(c, pt)));
+		json_object_object_add(o, "mark",
+				       json_object_new_string(mark_of(c, pt)));
 		json_object_object_add(o, "pending",
 				       json_object_new_int64(pt->n_pending));
 		json_object_object_add(o, "durable",
 				       json_object_new_int64(pt->n_durable));
-		json_object_object_add(
-			o, "exhaustive",
-			json_object_new_boolean(pt->exhaustive));
-		json_object_object_add(
-			o, "states", json_object_new_int64(c->pt_states[k]));
-		json_object_object_add(
-			o, "failed", json_object_new_int64(c->pt_failed[k]));
+		json_object_object_add(o, "exhaustive",
+				       json_object_new_boolean(pt->exhaustive));
+		json_object_object_add(o, "states",
+				       json_object_new_int64(c->pt_states[k]));
+		json_object_object_add(o, "failed",
+				       json_object_new_int64(c->pt_failed[k]));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -270,7 +269,8 @@ static struct json_object *json_failures(const struct ctx *c)
 		json_object_object_add(o, "point",
 				       json_object_new_int64(f->point));
 		json_object_object_add(
-			o, "seq", json_object_new_uint64(p->points[f->point].t));
+			o, "seq",
+			json_object_new_uint64(p->points[f->point].t));
 		json_object_object_add(o, "kind",
 				       json_object_new_string(f->kind));
 		json_object_object_add(o, "chosen",
@@ -279,10 +279,9 @@ static struct json_object *json_failures(const struct ctx *c)
 				       json_object_new_int64(f->n_pending));
 		json_object_object_add(o, "torn",
 				       json_object_new_boolean(f->torn));
-		json_object_object_add(
-			o, "mark",
-			json_object_new_string(
-				mark_of(c, &p->points[f->point])));
+		json_object_object_add(o, "mark",
+				       json_object_new_string(mark_of(
+					       c, &p->points[f->point])));
 		json_object_object_add(o, "detail",
 				       json_object_new_string(f->detail));
 		json_object_array_add(a, o);
