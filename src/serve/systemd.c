@@ -8,8 +8,9 @@
  * V1. LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are read first thing in
  *     cmd_serve(), before any fork (a daemon has another PID), and are for
  *     loopd only if LISTEN_PID is its own PID; otherwise they are
- *     ignored.  Either way all three are unset once read, so that no
- *     child (the CMD of --run) takes the sockets for its own.
+ *     ignored, with one line in the log.  Either way all three are
+ *     unset once read, so that no child (the CMD of --run) takes the
+ *     sockets for its own.
  * V2. Sockets passed to loopd are taken exactly as given or not at all:
  *     LISTEN_FDS must be a number from 1 to MAX_LISTENERS, each of the
  *     fds 3..3+N-1 a listening stream socket (SO_ACCEPTCONN) of AF_UNIX,
@@ -140,8 +141,14 @@ static int take(struct inherited *in, const char *pid_s, const char *fds,
 		log_msg("LISTEN_PID=%s: expected a process ID", pid_s);
 		return -1;
 	}
-	if ((pid_t)pid != getpid())
-		return 0; /* V1: for another process */
+	if ((pid_t)pid != getpid()) {
+		/* V1: for another process; say so, since it is not ours. */
+		if (fds)
+			log_msg("ignoring LISTEN_FDS=%s: LISTEN_PID=%s is not "
+				"this process (%d)",
+				fds, pid_s, (int)getpid());
+		return 0;
+	}
 	if (!fds) {
 		log_msg("LISTEN_PID is loopd's PID but LISTEN_FDS is not set");
 		return -1;

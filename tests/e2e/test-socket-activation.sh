@@ -233,6 +233,8 @@ sa_exec listen LISTEN_PID=1 LISTEN_FDS=1 LISTEN_FDNAMES=x -- "$LOOPD" serve \
 if grep -q 'inherited' "$TMP/other.log"; then
 	fail "loopd took a socket meant for PID 1"
 fi
+grep -q '^loopd: ignoring LISTEN_FDS=1: LISTEN_PID=1 is not this process' \
+	"$TMP/other.log" || fail "no line says why: $(cat "$TMP/other.log")"
 ok "served on -U only; CMD saw: $(<"$TMP/other.out")"
 
 echo "test-socket-activation: all checks passed"
