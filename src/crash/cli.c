@@ -21,6 +21,7 @@ static void usage_crash(FILE *f)
 		"Usage: loopd crash TRACE --check CMD|ext4|xfs|btrfs "
 		"[OPTIONS]\n"
 		"       loopd crash TRACE --state ID --out IMG [OPTIONS]\n"
+		"       loopd crash TRACE --is-state IMG [OPTIONS]\n"
 		"\n"
 		"Check every crash state that a recorded trace allows: at "
 		"each flush or FUA\n"
@@ -65,6 +66,10 @@ static void usage_crash(FILE *f)
 		"      --state ID        materialise state ID (K.I) into "
 		"--out IMG\n"
 		"  -o, --out IMG         where --state writes the image\n"
+		"      --is-state IMG    is IMG a crash state of TRACE under "
+		"the model, at\n"
+		"                        some crash point?  (A8; the unit: "
+		"--tear-unit)\n"
 		"  -b, --base PATH       the base image (default: the path "
 		"in the trace)\n"
 		"  -w, --workdir DIR     where working images go (default: "
@@ -74,6 +79,8 @@ static void usage_crash(FILE *f)
 		"  -h, --help            show this help\n"
 		"\n"
 		"Exit status: 0 every state passed, 1 a state failed, 2 "
+		"usage or tool error.\n"
+		"With --is-state: 0 IMG is a crash state, 1 it is not, 2 "
 		"usage or tool error.\n");
 }
 
@@ -88,7 +95,14 @@ int cli_parse_u64(const char *s, uint64_t *v)
 	return errno || *end || *s < '0' || *s > '9' ? -EINVAL : 0;
 }
 
-enum { OPT_TEAR = 256, OPT_TEAR_UNIT, OPT_GARBAGE, OPT_JSON, OPT_STATE };
+enum {
+	OPT_TEAR = 256,
+	OPT_TEAR_UNIT,
+	OPT_GARBAGE,
+	OPT_JSON,
+	OPT_STATE,
+	OPT_IS_STATE,
+};
 
 static const struct option long_opts[] = {
 	{"check", required_argument, NULL, 'c'},
@@ -104,6 +118,7 @@ static const struct option long_opts[] = {
 	{"timeout", required_argument, NULL, 't'},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"state", required_argument, NULL, OPT_STATE},
+	{"is-state", required_argument, NULL, OPT_IS_STATE},
 	{"out", required_argument, NULL, 'o'},
 	{"base", required_argument, NULL, 'b'},
 	{"workdir", required_argument, NULL, 'w'},
@@ -195,6 +210,9 @@ static int parse_opt(int ch, const char *arg, struct opts *o)
 	case OPT_STATE:
 		o->state_id = arg;
 		return 0;
+	case OPT_IS_STATE:
+		o->is_state = arg;
+		return 0;
 	case 'o':
 		o->out = arg;
 		return 0;
@@ -225,9 +243,14 @@ static int check_args(int argc, char **argv, struct opts *o)
 		return -EINVAL;
 	}
 	o->trace = argv[optind];
-	if (!o->state_id && !o->check) {
-		log_msg("crash: --check CMD|ext4|xfs|btrfs or --state ID --out "
-			"IMG is required");
+	if (!o->state_id && !o->check && !o->is_state) {
+		log_msg("crash: --check CMD|ext4|xfs|btrfs, --state ID --out "
+			"IMG or --is-state IMG is required");
+		return -EINVAL;
+	}
+	if (o->is_state && (o->check || o->state_id || o->json)) {
+		log_msg("crash: --is-state goes without --check, --state and "
+			"--json");
 		return -EINVAL;
 	}
 	if (o->state_id && !o->out) {

@@ -6,8 +6,9 @@
  * budget among them (X1, budget.c), produces the states in point order
  * for the -j workers (pool.c), which materialise each one (image.c) and
  * check it (check.c), and reports (report.c).  --state ID --out IMG
- * rebuilds one state instead.  The files and their rules are listed in
- * explore.h; docs/crash.md is the user's guide.
+ * rebuilds one state instead; --is-state IMG asks the membership oracle
+ * (isstate.c) whether IMG is a state at all.  The files and their rules
+ * are listed in explore.h; docs/crash.md is the user's guide.
  *
  * X7. IDs.  A state is "K.I": point K of the plan, item I of its list.
  *     It depends on the trace, model, seed, E and --tear only, so
@@ -516,7 +517,9 @@ int explore_run(const struct opts *o, struct outcome *out)
 	r = build_plan(&c);
 	if (!r)
 		r = open_base(&c);
-	if (!r) {
+	if (!r && c.o.is_state) {
+		r = isstate_run(&c, out);
+	} else if (!r) {
 		report_plan(&c);
 		if (c.o.state_id) {
 			r = explore_state(&c);

@@ -15,6 +15,7 @@
  *   pool.c       the -j worker threads and the job queue
  *   report.c     progress bar, text and JSON reports, repro lines
  *   selfcheck.c  the recorder self-check A7 (X6)
+ *   isstate.c    --is-state IMG: the membership oracle A8 (trace/oracle.c)
  */
 #ifndef LOOPD_CRASH_EXPLORE_H
 #define LOOPD_CRASH_EXPLORE_H
@@ -36,6 +37,7 @@
 /* The command line (cli.c). */
 struct opts {
 	const char *trace, *check, *base, *state_id, *out, *after, *workdir;
+	const char *is_state; /* --is-state IMG */
 	enum crash_model model;
 	bool served, tear, garbage, json, quiet;
 	bool help; /* -h: usage on stdout, nothing else */
@@ -203,5 +205,8 @@ void report_state(const struct ctx *c, uint32_t k,
 
 /* selfcheck.c */
 int selfcheck(const struct ctx *c, char *msg, size_t len);
+
+/* isstate.c */
+int isstate_run(struct ctx *c, struct outcome *out);
 
 #endif /* LOOPD_CRASH_EXPLORE_H */
