@@ -22,7 +22,8 @@ set -euo pipefail
 source "$SRCDIR/tests/e2e/functions.sh"
 requires nbdinfo nbdsh qemu-img nbdcopy fio cmp
 ceph_requires
-fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
+engines=$(fio --enghelp 2>/dev/null) || true
+grep -qw nbd <<<"$engines" || skip "fio has no nbd engine"
 
 MiB=$((1 << 20))
 
