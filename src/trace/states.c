@@ -149,6 +149,7 @@ static uint64_t bij(uint64_t seed, uint64_t m, uint64_t r)
 
 	if (m <= 1)
 		return 0;
+	x %= m; /* a value past m may sit on a cycle with none below m */
 	while (b < 63 && (1ull << b) < m)
 		b++;
 	mask = (1ull << b) - 1;
@@ -1150,10 +1151,11 @@ torn:
 	choose_random(st, &rng, 0.5);
 	random_variant(pt, st, &rng, seed);
 	/* r == 0: the last received multi-unit write; then spread. */
-	ret = tear_write(p, s, st,
-			 r ? s->multi[bij(seed + 99, s->n_multi, r - 1)]
-			   : s->multi[s->n_multi - 1],
-			 &rng);
+	ret = tear_write(
+		p, s, st,
+		r ? s->multi[bij(seed + 99, s->n_multi, (r - 1) % s->n_multi)]
+		  : s->multi[s->n_multi - 1],
+		&rng);
 	if (ret < 0) {
 		crash_state_free(st);
 		return ret;
@@ -1168,7 +1170,7 @@ garbage:
 	random_variant(pt, st, &rng, seed);
 	/* r == 0: the last received pending write; then spread. */
 	ret = garble_write(p, s, st,
-			   r ? s->pending[bij(seed + 77, n, r - 1)]
+			   r ? s->pending[bij(seed + 77, n, (r - 1) % n)]
 			     : s->pending[n - 1],
 			   &rng);
 	if (ret < 0) {
