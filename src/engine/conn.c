@@ -32,6 +32,7 @@
 #include "engine/queue.h"
 #include "engine/request.h"
 #include "engine/server.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define RXBUF_SIZE (64 * 1024)
@@ -242,6 +243,8 @@ static void on_recv(struct ring_cb *cb, int res)
 	struct conn *c = container_of(cb, struct conn, recv_cb);
 
 	c->recv_inflight = false;
+	if (res > 0)
+		c->rx_ns = clock_ns(CLOCK_MONOTONIC); /* N5 */
 	if (res == -EAGAIN || res == -EINTR) {
 		conn_receive(c);
 		return;
@@ -376,6 +379,7 @@ void conn_maybe_close(struct conn *c)
 	list_del(&c->node);
 	if (log_verbose)
 		log_msg("conn %u: closed", c->id);
+	stats_conn_close(&c->st); /* N3 */
 	/* Free the slot first: the client may reconnect on EOF. */
 	atomic_fetch_sub(&srv->n_conns, 1);
 	close(c->fd);
@@ -387,9 +391,11 @@ void conn_maybe_close(struct conn *c)
 
 void conn_start(struct queue *q, const struct pending_conn *p)
 {
-	struct conn *c = calloc(1, sizeof *c);
+	struct conn *c = aligned_alloc(64, sizeof *c); /* N2 */
 	struct export *exp = p->params.exp;
 
+	if (c)
+		memset(c, 0, sizeof *c);
 	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
 		log_msg("out of memory for a new connection");
 		free(c);
@@ -422,6 +428,13 @@ void conn_start(struct queue *q, const struct pending_conn *p)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
 	list_add_tail(&q->conns, &c->node);
+	c->st.exp = exp;
+	c->st.id = c->id;
+	c->st.worker = q->idx;
+	c->st.since_ns = clock_ns(CLOCK_REALTIME);
+	memcpy(c->st.peer, p->params.peer, sizeof c->st.peer);
+	c->st.peer[sizeof c->st.peer - 1] = 0;
+	stats_conn_open(&c->st); /* N3 */
 	if (log_verbose)
 		log_msg("conn %u: transmission on export \"%s\"", c->id,
 			exp->name);

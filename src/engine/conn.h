@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "engine/backend.h"
+#include "engine/stats.h"
 #include "nbd/proto.h"
 #include "util/list.h"
 
@@ -42,6 +43,7 @@ enum conn_state {
 };
 
 struct conn {
+	struct stats_conn st; /* its counters (N1), first: 64-byte aligned */
 	struct list_node node; /* in queue->conns */
 	struct list_node dirty_node; /* in queue->dirty */
 	struct list_node close_node; /* in queue->closeq */
@@ -60,6 +62,7 @@ struct conn {
 	uint64_t rx_skip; /* bytes of a rejected payload to discard */
 	bool recv_inflight;
 	bool recv_to_payload; /* the recv in flight fills rx_req */
+	uint64_t rx_ns; /* N5: when the last recv completed */
 	struct ring_cb recv_cb;
 
 	/* Send side. */

@@ -17,6 +17,7 @@
 #include "engine/queue.h"
 #include "engine/recorder.h"
 #include "engine/request.h"
+#include "engine/stats.h"
 #include "nbd/nbd.h"
 #include "util/log.h"
 
@@ -92,6 +93,7 @@ void backend_sync_done(struct backend_sync *bs, int res)
 	struct queue *q = bs->q; /* bs may start the next sync once the
 				    scheduler has it (R1) */
 	struct sched_out o;
+	bool latched;
 
 	q->dones++; /* E7 */
 	if (res < 0)
@@ -103,7 +105,12 @@ void backend_sync_done(struct backend_sync *bs, int res)
 		recorder_sync_end(exp->rec, res);
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
+	latched = !sched_failed(&exp->sched);
 	sched_sync_done(&exp->sched, res, &o);
+	if (latched && sched_failed(&exp->sched)) {
+		exp->latch_err = -res; /* N6: the first latch says why */
+		exp->latch_op = "sync";
+	}
 	pthread_mutex_unlock(&exp->lock);
 	engine_events(q, &o, exp);
 }
@@ -137,6 +144,7 @@ static void sync_start(struct export_sync *es, struct queue *q)
 	int err = 0;
 
 	es->bs.q = q;
+	stats_add(&exp->stats[q->idx], ST_SYNCS, 1); /* N4 */
 	if (unlikely(inject_enabled))
 		inject_match(INJ_SYNC, 0, 0, &delay, &err);
 	if (unlikely(err)) {
@@ -181,6 +189,7 @@ void export_close(struct export *exp)
 {
 	exp->b->ops->close(exp->b);
 	pthread_mutex_destroy(&exp->lock);
+	free(exp->stats);
 	free(exp->sync);
 	free(exp->name);
 	free(exp->description);

@@ -20,6 +20,7 @@
 #include "engine/sched.h"
 
 struct recorder;
+struct stats_block;
 
 struct export
 {
@@ -32,8 +33,14 @@ struct export
 	uint32_t io_align; /* the backend's buffer alignment (B5) */
 	uint16_t tflags; /* transmission flags, without SEND_DF */
 
-	pthread_mutex_t lock; /* protects sched */
+	pthread_mutex_t lock; /* protects sched and the latch's why */
 	struct sched sched;
+	int latch_err; /* N6: errno of the failure that latched it (R5) */
+	const char *latch_op; /* N6: what failed: "sync", "FUA WRITE"... */
+
+	/* The counters (engine/stats.c): one block per worker, each
+	   written by its worker only (N1). */
+	struct stats_block *stats;
 
 	struct recorder *rec; /* --record, or NULL */
 

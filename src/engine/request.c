@@ -32,8 +32,10 @@
 #include "engine/inject.h"
 #include "engine/queue.h"
 #include "engine/recorder.h"
+#include "engine/stats.h"
 #include "engine/tsan.h"
 #include "nbd/nbd.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/rounding.h"
 
@@ -78,7 +80,9 @@ struct req *req_alloc(struct conn *c)
 			return NULL;
 	}
 	r->conn = c;
+	r->t_recv = c->rx_ns; /* N5: its header came with the last recv */
 	c->inflight++;
+	stats_in_flight(&c->st.b, c->inflight);
 	return r;
 }
 
@@ -106,6 +110,7 @@ void req_free(struct req *r)
 	free(r->ext);
 	r->ext = NULL;
 	c->inflight--;
+	stats_in_flight(&c->st.b, c->inflight);
 	c->inflight_bytes -= r->held;
 	if (c->free_bytes + r->cap > KEEP_BYTES_MAX) {
 		free(r->buf);
@@ -378,6 +383,19 @@ static void bio_stopped(struct req *r)
 	}
 }
 
+/* N6: the FUA request whose failure latched the export. */
+static const char *latch_op_of(uint16_t type)
+{
+	switch (type) {
+	case NBD_CMD_TRIM:
+		return "FUA TRIM";
+	case NBD_CMD_WRITE_ZEROES:
+		return "FUA WRITE_ZEROES";
+	default:
+		return "FUA WRITE";
+	}
+}
+
 void bio_done(struct bio *io, int res)
 {
 	struct req *r = container_of(io, struct req, io);
@@ -402,6 +420,10 @@ void bio_done(struct bio *io, int res)
 	latched = !sched_failed(&exp->sched);
 	sched_complete(&exp->sched, &r->s, res, &o);
 	latched = latched && sched_failed(&exp->sched);
+	if (unlikely(latched)) { /* N6: the first latch says why */
+		exp->latch_err = -res;
+		exp->latch_op = latch_op_of(r->nr.type);
+	}
 	pthread_mutex_unlock(&exp->lock);
 	if (unlikely(latched)) /* R5: a FUA write failed; say so once */
 		log_msg("export \"%s\": a FUA write failed: %s; the export "
@@ -445,6 +467,8 @@ static void queue_reply(struct req *r)
 	/* K1: the trace holds the reply before it can reach the client. */
 	if (unlikely(r->recorded))
 		recorder_reply(c->exp->rec, c->id, &r->nr, status);
+	stats_reply(&c->st.b, &r->nr, r->s.note, status,
+		    clock_ns(CLOCK_MONOTONIC) - r->t_recv); /* N4, N5 */
 	if (!conn_alive(c)) {
 		req_free(r);
 		return;

@@ -34,6 +34,7 @@ struct req {
 	size_t cap; /* allocated size of buf */
 	size_t held; /* bytes counted in the connection's budget */
 	uint32_t rx_got; /* WRITE payload bytes received */
+	uint64_t t_recv; /* N5: CLOCK_MONOTONIC ns, its header arrived */
 	bool recorded; /* its RECV is in the trace: record its REPLY */
 	bool started; /* its bio was submitted and has not completed */
 	uint8_t hdr[PROTO_REPLY_HDR_MAX]; /* reply header */

@@ -128,7 +128,9 @@
  * Sync ops in flight sit on s->sync_inflight (issue order, so start is
  * ascending), completed ones on s->sync_done (completion order).  A batch
  * sync's op is the sync member of the batch's first FLUSH, because several
- * completed batches may await retirement at once (R5).
+ * completed batches may await retirement at once (R5).  r->note keeps,
+ * for the engine's counters (N4 in engine/stats.c), what happened to r:
+ * why it waited, and how a FLUSH was answered; only bits are set.
  *
  * Request states (r->state):
  *   READ/WRITE: WAIT -> RUN -> [SYNCED, dsync only] -> REPLIED
@@ -209,12 +211,19 @@ static bool intersect(const struct sched_req *a, const struct sched_req *b)
 	return a->lo < a->hi && b->lo < b->hi && a->lo < b->hi && b->lo < a->hi;
 }
 
+/* R4: a and b conflict because one of them is a barrier FLUSH. */
+static bool is_barrier(const struct sched *s, const struct sched_req *a,
+		       const struct sched_req *b)
+{
+	return s->flush == FLUSH_BARRIER &&
+	       (a->kind == SCHED_FLUSH || b->kind == SCHED_FLUSH);
+}
+
 /* The conflict relation: see the table at the top of the file. */
 static bool conflicts(const struct sched *s, const struct sched_req *a,
 		      const struct sched_req *b)
 {
-	if (s->flush == FLUSH_BARRIER &&
-	    (a->kind == SCHED_FLUSH || b->kind == SCHED_FLUSH))
+	if (is_barrier(s, a, b))
 		return true; /* R4 */
 	if (a->kind == SCHED_FLUSH || a->kind == SCHED_NOP ||
 	    b->kind == SCHED_FLUSH || b->kind == SCHED_NOP)
@@ -304,6 +313,7 @@ static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 {
 	if (s->flush == FLUSH_SYNC && s->durable_wmark == s->wdone) {
 		s->stats.flush_clean++;
+		f->note |= SCHED_NOTE_CLEAN;
 		flush_reply_now(s, f, o); /* R7 clean */
 		return;
 	}
@@ -312,6 +322,7 @@ static void batch_add(struct sched *s, struct sched_req *f, struct sched_out *o)
 		struct sched_syncop *op = s->run_op; /* R7 join */
 
 		s->stats.flush_joined++;
+		f->note |= SCHED_NOTE_JOINED;
 		f->state = RQ_BATCH_RUN;
 		list_add_tail(&op->batch, &f->batch_node);
 		if (!op->req)
@@ -435,6 +446,7 @@ static void batch_retire(struct sched *s, struct sched_syncop *op, int status,
 		assert(f->state == RQ_RETIRING);
 		first = f->node.next;
 		list_del(&f->node);
+		f->note |= SCHED_NOTE_SYNCED;
 		reply(s, f, status, o);
 		/* R4: a barrier FLUSH releases everything after it. */
 		release(s, f, first, o);
@@ -511,6 +523,7 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 
 	r->action = 0;
 	r->dsync = false;
+	r->note = 0;
 	r->status = 0;
 	r->node.next = r->out_node.next = r->batch_node.next = NULL;
 	r->seq = ++s->seq;
@@ -519,6 +532,8 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 	set_range(s, r);
 	s->stats.submitted++;
 	s->n_pending++;
+	if (s->n_pending > s->stats.max_pending)
+		s->stats.max_pending = s->n_pending;
 
 	switch (r->kind) {
 	case SCHED_NOP:
@@ -552,8 +567,14 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 	/* R3, R4, R6: count the earlier requests r must wait for. */
 	list_for_each(n, &s->active)
 	{
-		if (conflicts(s, list_entry(n, struct sched_req, node), r))
-			r->wait++;
+		const struct sched_req *a =
+			list_entry(n, struct sched_req, node);
+
+		if (!conflicts(s, a, r))
+			continue;
+		r->wait++;
+		r->note |= is_barrier(s, a, r) ? SCHED_NOTE_BARRIER
+					       : SCHED_NOTE_OVERLAP;
 	}
 	list_add_tail(&s->active, &r->node);
 	if (r->wait) {

@@ -37,6 +37,20 @@ enum sched_action {
 	SCHED_REPLY, /* caller replies with req->status */
 };
 
+/*
+ * What the scheduler did with a request, for the counters (N4 in
+ * engine/stats.c): set as it happens, complete at REPLY.  Bits.
+ */
+enum sched_note {
+	SCHED_NOTE_OVERLAP = 1, /* waited for an earlier overlapping
+				   request (R3, or R6) */
+	SCHED_NOTE_BARRIER = 2, /* waited for, or as, a barrier FLUSH (R4) */
+	SCHED_NOTE_SYNCED = 4, /* a FLUSH replied at its batch sync's
+				  retirement (R1, R5) */
+	SCHED_NOTE_JOINED = 8, /* a FLUSH that joined a running sync (R7) */
+	SCHED_NOTE_CLEAN = 16, /* a FLUSH replied with no sync (R7) */
+};
+
 struct sched_req;
 
 /* A sync-like operation whose success claims durability (R5). */
@@ -66,6 +80,8 @@ struct sched_req {
 	/* --- Set by the scheduler, read by the caller. --- */
 	uint8_t action; /* enum sched_action, valid in a sched_out */
 	bool dsync; /* at RUN: issue the write with RWF_DSYNC */
+	uint8_t note; /* at REPLY: enum sched_note bits, what happened to
+			 it (counted by engine/stats.c, N4) */
 	int status; /* at REPLY: 0 or -errno to send */
 
 	/* --- Private to the scheduler. --- */
@@ -94,6 +110,7 @@ struct sched_stats {
 	uint64_t flush_clean; /* FLUSHes replied with no sync at all (R7) */
 	uint64_t failed_latch; /* 1 once the export stopped claiming
 				  durability (R5) */
+	uint32_t max_pending; /* the most requests pending at once */
 };
 
 struct sched {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine/export.h"
+#include "engine/stats.h"
 
 struct tls_ctx; /* serve/tls.h: the engine only carries it */
 
@@ -22,6 +23,8 @@ struct conn_params {
 	bool meta_alloc; /* base:allocation was selected for exp */
 	uint32_t meta_alloc_id; /* its context id */
 	uint16_t tflags; /* transmission flags sent to the client */
+	char peer[STATS_PEER_MAX]; /* who it is, for the counters: "ADDR:PORT"
+				      or "unix pid N uid N" (serve/listen.c) */
 };
 
 struct server {

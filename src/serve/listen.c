@@ -10,6 +10,7 @@
 #include "serve/listen.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -308,7 +309,39 @@ struct hs_arg {
 	struct server *srv;
 	int fd;
 	bool tcp;
+	char peer[STATS_PEER_MAX];
 };
+
+/* Who is at the other end of fd, for the counters (N3): "ADDR:PORT",
+   "[ADDR6]:PORT", or "unix pid N uid N" from the peer's credentials. */
+static void peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sl = sizeof ss;
+	char a[INET6_ADDRSTRLEN];
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+
+	snprintf(out, len, "unknown");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		if (inet_ntop(AF_INET, &in->sin_addr, a, sizeof a))
+			snprintf(out, len, "%s:%u", a, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+			(const struct sockaddr_in6 *)&ss;
+
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof a))
+			snprintf(out, len, "[%s]:%u", a, ntohs(in6->sin6_port));
+	} else if (ss.ss_family == AF_UNIX &&
+		   getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0) {
+		snprintf(out, len, "unix pid %d uid %u", (int)cr.pid,
+			 (unsigned int)cr.uid);
+	}
+}
 
 static void *handshake_thread(void *arg)
 {
@@ -317,6 +350,7 @@ static void *handshake_thread(void *arg)
 
 	free(arg);
 	if (handshake_run(a.fd, a.srv, &res) == 0) {
+		memcpy(res.conn.peer, a.peer, sizeof res.conn.peer);
 		/* Transmission has no idle limit: clients may sit idle. */
 		struct timeval none = {0};
 
@@ -392,6 +426,7 @@ static void accept_one(struct server *srv, const struct listener *l,
 		return;
 	}
 	*a = (struct hs_arg){.srv = srv, .fd = fd, .tcp = l->tcp};
+	peer_name(fd, a->peer, sizeof a->peer);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);

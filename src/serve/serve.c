@@ -34,6 +34,7 @@
 #include "engine/recorder.h"
 #include "engine/sched.h"
 #include "engine/server.h"
+#include "engine/stats.h"
 #include "engine/worker.h"
 #include "nbd/nbd.h"
 #include "serve/captive.h"
@@ -424,7 +425,9 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 	log_exports();
 	listen_log(ls, &srv);
 
-	r = workers_start(&srv);
+	r = stats_init(&srv);
+	if (r == 0)
+		r = workers_start(&srv);
 	if (r < 0) {
 		log_msg("cannot start workers: %s", strerror(-r));
 		return 1;

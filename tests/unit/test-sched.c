@@ -1666,6 +1666,82 @@ static void test_pending_counts_unreplied_requests(void **st)
 	H_FINISH(&h);
 }
 
+/*
+ * N4 (engine/stats.c): the notes the counters read at REPLY.  A write
+ * that waited for an overlapping one (R3) says OVERLAP, a disjoint one
+ * nothing; in barrier mode a FLUSH that waited for earlier requests and a
+ * request held behind it say BARRIER (R4); a FLUSH replied at its batch
+ * sync's retirement says SYNCED, one that joined a running sync JOINED as
+ * well, one replied with no sync CLEAN (R7); max_pending is the peak of
+ * sched_pending().
+ */
+static void test_n4_notes_for_the_counters(void **st)
+{
+	struct h h;
+	struct sched_req *w1, *w2, *w3, *f1, *f2, *f3;
+	struct sched_req *r1, *bf, *bw;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	w1 = W(&h, "W1", 0, 8192);
+	w2 = W(&h, "W2 overlaps W1", 4096, 8192);
+	w3 = W(&h, "W3 disjoint", 65536, 4096);
+	f1 = FL(&h, "F1");
+	f2 = FL(&h, "F2 joins");
+	f3 = FL(&h, "F3 clean");
+
+	SUBMIT(&h, w1);
+	EXPECT_RUN(&h, w1);
+	SUBMIT(&h, w2);
+	SUBMIT(&h, w3);
+	EXPECT_RUN(&h, w3);
+	assert_int_equal(h.s.stats.max_pending, 3);
+	COMPLETE(&h, w1, 0);
+	EXPECT_REPLY(&h, w1, 0);
+	EXPECT_RUN(&h, w2);
+	COMPLETE(&h, w2, 0);
+	EXPECT_REPLY(&h, w2, 0);
+	COMPLETE(&h, w3, 0);
+	EXPECT_REPLY(&h, w3, 0);
+	assert_int_equal(w1->note, 0);
+	assert_int_equal(w2->note, SCHED_NOTE_OVERLAP);
+	assert_int_equal(w3->note, 0);
+	SUBMIT(&h, f1);
+	EXPECT_SYNC(&h);
+	SUBMIT(&h, f2);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f1, 0);
+	EXPECT_REPLY(&h, f2, 0);
+	SUBMIT(&h, f3);
+	EXPECT_REPLY(&h, f3, 0);
+	assert_int_equal(f1->note, SCHED_NOTE_SYNCED);
+	assert_int_equal(f2->note, SCHED_NOTE_SYNCED | SCHED_NOTE_JOINED);
+	assert_int_equal(f3->note, SCHED_NOTE_CLEAN);
+	assert_int_equal(h.s.stats.max_pending, 3);
+	H_FINISH(&h);
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_BARRIER, 1);
+	r1 = R(&h, "R1", 0, 512);
+	bf = FL(&h, "F barrier");
+	bw = W(&h, "W after", 1 << 20, 4096);
+	SUBMIT(&h, r1);
+	EXPECT_RUN(&h, r1);
+	SUBMIT(&h, bf);
+	SUBMIT(&h, bw);
+	EXPECT_NONE(&h);
+	COMPLETE(&h, r1, 0);
+	EXPECT_REPLY(&h, r1, 0);
+	EXPECT_SYNC(&h);
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, bf, 0);
+	EXPECT_RUN(&h, bw);
+	COMPLETE(&h, bw, 0);
+	EXPECT_REPLY(&h, bw, 0);
+	assert_int_equal(r1->note, 0);
+	assert_int_equal(bf->note, SCHED_NOTE_BARRIER | SCHED_NOTE_SYNCED);
+	assert_int_equal(bw->note, SCHED_NOTE_BARRIER);
+	H_FINISH(&h);
+}
+
 static void test_mode_names(void **st)
 {
 	assert_string_equal(flush_mode_name(FLUSH_SYNC), "sync");
@@ -2132,6 +2208,7 @@ int main(void)
 			test_unsafe_flush_replied_at_once_without_sync),
 		cmocka_unit_test(test_nop_replied_at_once),
 		cmocka_unit_test(test_pending_counts_unreplied_requests),
+		cmocka_unit_test(test_n4_notes_for_the_counters),
 		cmocka_unit_test(test_mode_names),
 		cmocka_unit_test(test_model_random),
 	};
