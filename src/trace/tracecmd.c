@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tracecmd.c: `loopd trace dump|stats|mark`.
+ * tracecmd.c: `loopd trace dump|stats|mark|plot`.
  *
  * dump and stats read a trace (complete, torn, or still being written)
  * and keep its valid prefix; mark talks to a recording server's control
- * socket TRACE.ctl.  Exit status: 0 done, 1 error, 2 usage.
+ * socket TRACE.ctl; plot is plotcmd.c's.  Exit status: 0 done, 1 error,
+ * 2 usage.
  */
 #include "trace/tracecmd.h"
 
@@ -20,6 +21,7 @@
 
 #include "nbd/nbd.h"
 #include "nbd/proto.h"
+#include "trace/plotcmd.h"
 #include "trace/states.h"
 #include "trace/trace.h"
 #include "trace/tracefile.h"
@@ -30,12 +32,16 @@ static void usage_trace(FILE *f)
 	fprintf(f, "Usage: loopd trace dump TRACE\n"
 		   "       loopd trace stats TRACE\n"
 		   "       loopd trace mark TRACE LABEL\n"
+		   "       loopd trace plot TRACE -o FILE.svg [OPTIONS]\n"
 		   "\n"
 		   "dump   print every record of a trace, one per line\n"
 		   "stats  summarise it: requests, flushes, FUA, crash "
 		   "points, bytes\n"
 		   "mark   insert a named mark into a trace being recorded "
 		   "(through TRACE.ctl)\n"
+		   "plot   draw it as SVG: lanes, flushes and what they "
+		   "cover, crash points\n"
+		   "       ('loopd trace plot --help')\n"
 		   "\n"
 		   "A torn or corrupt tail is reported and its valid prefix "
 		   "is used.\n");
@@ -321,6 +327,8 @@ int cmd_trace(int argc, char **argv)
 		return stats(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "mark"))
 		return mark(argv[2], argv[3]);
+	if (argc >= 2 && !strcmp(argv[1], "plot"))
+		return plotcmd_run(argc - 1, argv + 1);
 	usage_trace(stderr);
 	return 2;
 }
