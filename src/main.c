@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * main.c: the loopd command: the subcommand dispatch (serve, trace,
+ * main.c: the loopd command: the subcommand dispatch (serve, ctl, trace,
  * crash), --help and --version.  Each subcommand returns its exit status,
  * which main() returns: the process ends here and nowhere else (no
  * exit() in the serve code).
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "crash/crash.h"
+#include "serve/ctl.h"
 #include "serve/serve.h"
 #include "trace/tracecmd.h"
 #include "util/log.h"
@@ -23,6 +24,8 @@ static void usage_main(FILE *f)
 		   "Commands:\n"
 		   "  serve     serve files as NBD exports (see 'loopd serve "
 		   "--help')\n"
+		   "  ctl       ask a running server: statistics, marks (see "
+		   "'loopd ctl --help')\n"
 		   "  trace     dump, summarise or mark a recorded trace\n"
 		   "  crash     check every crash state of a recorded trace\n"
 		   "\n"
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "serve"))
 		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "crash"))

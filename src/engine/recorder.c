@@ -49,7 +49,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine/export.h"
@@ -62,7 +61,6 @@
 #include "util/list.h"
 #include "util/log.h"
 
-#define CTL_LINE_MAX 4096
 #define TBUF_SIZE (1 << 20)
 #define TBUF_MAX_QUEUED 64 /* 64 MiB waiting at most */
 #define TBUF_SPARE 4 /* buffers kept for reuse */
@@ -90,7 +88,7 @@ struct recorder {
 	pthread_t writer;
 	uint64_t written; /* stream bytes the writer has written */
 	uint64_t good_end, good_seq; /* K7: the last record in the file */
-	char *path, *ctl_path;
+	char *path;
 	struct export *exp;
 	uint64_t pos; /* file offset of the next record */
 	uint64_t seq; /* seq of the last record */
@@ -99,7 +97,6 @@ struct recorder {
 	struct trace_dedupe dd;
 	struct trace_end tot;
 	bool failed; /* K4: recording stopped */
-	int ctl_fd;
 };
 
 /* K4: the first failure is logged; later ones are silent. */
@@ -360,68 +357,6 @@ void recorder_mark(struct recorder *rec, const char *label)
 }
 
 /* ------------------------------------------------------------------ */
-/* Control socket: TRACE.ctl.                                          */
-
-static int ctl_listen(struct recorder *rec, char *err, size_t errlen)
-{
-	/* unix_listen() replaces a stale socket of an earlier recording. */
-	int fd = unix_listen(rec->ctl_path, 0600, SOCK_NONBLOCK);
-
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", rec->ctl_path,
-			 fd == -ENAMETOOLONG ? "path too long for a Unix socket"
-					     : strerror(-fd));
-		return fd;
-	}
-	rec->ctl_fd = fd;
-	return 0;
-}
-
-int recorder_ctl_fd(struct recorder *rec)
-{
-	return rec->ctl_fd;
-}
-
-/* One client: a label line in, "ok\n" out.  Bounded: 4096 bytes, 1 s. */
-void recorder_ctl_handle(struct recorder *rec)
-{
-	struct timeval tv = {.tv_sec = 1};
-	char line[CTL_LINE_MAX + 1];
-	size_t len = 0;
-	ssize_t n;
-	char *nl;
-	int fd;
-
-	fd = accept4(rec->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	while (len < CTL_LINE_MAX) {
-		n = recv(fd, line + len, CTL_LINE_MAX - len, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (memchr(line, '\n', len))
-			break;
-	}
-	line[len] = 0;
-	nl = memchr(line, '\n', len);
-	if (!nl) {
-		if (send(fd, "error: expected one line\n", 25, MSG_NOSIGNAL) <
-		    0)
-			log_msg("trace mark: %s", strerror(errno));
-		close(fd);
-		return;
-	}
-	*nl = 0;
-	recorder_mark(rec, line);
-	if (send(fd, "ok\n", 3, MSG_NOSIGNAL) < 0)
-		log_msg("trace mark: %s", strerror(errno));
-	close(fd);
-}
-
-/* ------------------------------------------------------------------ */
 /* Open and close.                                                     */
 
 /* The atomic unit: the advertised minimum block size, but never below
@@ -492,9 +427,8 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 	list_init(&rec->spare);
 	rec->fd = -1;
 	rec->exp = exp;
-	rec->ctl_fd = -1;
 	rec->path = strdup(path);
-	if (asprintf(&rec->ctl_path, "%s.ctl", path) < 0 || !rec->path) {
+	if (!rec->path) {
 		snprintf(err, errlen, "out of memory");
 		r = -ENOMEM;
 		goto out_free;
@@ -517,9 +451,6 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		goto out_close;
 	}
 	rec->pos = rec->written = rec->good_end = TRACE_HEADER_SIZE;
-	r = ctl_listen(rec, err, errlen);
-	if (r < 0)
-		goto out_close;
 	rec->t0 = clock_ns(CLOCK_MONOTONIC);
 	log_msg("--record %s: base image %s (%s)", path, h.base_path,
 		reflinked ? "reflink" : "sparse copy");
@@ -532,7 +463,6 @@ out_close:
 out_free:
 	free(base);
 	free(rec->path);
-	free(rec->ctl_path);
 	pthread_cond_destroy(&rec->cond);
 	pthread_mutex_destroy(&rec->lock);
 	free(rec);
@@ -572,10 +502,6 @@ int recorder_close(struct recorder *rec)
 	struct trace_rec r = {.type = TRACE_END};
 	int ret = 0, s;
 
-	if (rec->ctl_fd >= 0) {
-		close(rec->ctl_fd);
-		unlink(rec->ctl_path);
-	}
 	pthread_mutex_lock(&rec->lock);
 	r.end = rec->tot;
 	/* n_records counts the records before END. */
@@ -619,7 +545,6 @@ int recorder_close(struct recorder *rec)
 	pthread_cond_destroy(&rec->cond);
 	pthread_mutex_destroy(&rec->lock);
 	free(rec->path);
-	free(rec->ctl_path);
 	free(rec);
 	return ret;
 }

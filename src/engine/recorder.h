@@ -54,15 +54,11 @@ void recorder_reply(struct recorder *rec, uint32_t conn,
 void recorder_sync_begin(struct recorder *rec);
 void recorder_sync_end(struct recorder *rec, int res);
 
-/* A named mark (from `loopd trace mark` through the control socket). */
-void recorder_mark(struct recorder *rec, const char *label);
-
 /*
- * Control socket PATH.ctl: recorder_ctl_fd() is polled by main.c, which
- * calls recorder_ctl_handle() when it is readable.
+ * A named mark: `loopd ctl PATH mark LABEL`, or `loopd trace mark` through
+ * TRACE.ctl, both served by serve/control.c (Q5).  Any thread.
  */
-int recorder_ctl_fd(struct recorder *rec);
-void recorder_ctl_handle(struct recorder *rec);
+void recorder_mark(struct recorder *rec, const char *label);
 
 /* Write the END record (totals, final image hash), flush, close. */
 int recorder_close(struct recorder *rec);

@@ -42,6 +42,10 @@ enum {
 	OPT_CEPHTIMEOUT,
 	OPT_RUN,
 	OPT_EXITWITHPARENT,
+	OPT_CONTROL,
+	OPT_STATSFILE,
+	OPT_STATSINTERVAL,
+	OPT_STATSFORMAT,
 };
 
 static const struct option opts[] = {
@@ -74,12 +78,17 @@ static const struct option opts[] = {
 	{"ceph-timeout", required_argument, NULL, OPT_CEPHTIMEOUT},
 	{"run", required_argument, NULL, OPT_RUN},
 	{"exit-with-parent", no_argument, NULL, OPT_EXITWITHPARENT},
+	{"control", required_argument, NULL, OPT_CONTROL},
+	{"stats-file", required_argument, NULL, OPT_STATSFILE},
+	{"stats-interval", required_argument, NULL, OPT_STATSINTERVAL},
+	{"stats-format", required_argument, NULL, OPT_STATSFORMAT},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
 
 static const char *const cache_names[] = {"buffered", "direct"};
 static const char *const tls_names[] = {"off", "on", "require"};
+static const char *const file_formats[] = {"json", "prometheus"};
 
 /* The help text: one printf of adjacent literals, long but flat. */
 static void usage_serve(FILE *f)
@@ -185,6 +194,18 @@ static void usage_serve(FILE *f)
 		"process exits\n"
 		"                          (implies -f)\n"
 		"  -P, --pidfile FILE      write the server's PID to FILE\n"
+		"      --control PATH      the control socket 'loopd ctl PATH' "
+		"talks to (default:\n"
+		"                          the pidfile's path with .ctl for "
+		".pid; none without -P)\n"
+		"      --stats-file FILE   write the statistics to FILE "
+		"(atomically) at start,\n"
+		"                          every --stats-interval and at "
+		"exit\n"
+		"      --stats-interval SECS  seconds between two writes "
+		"(default 10)\n"
+		"      --stats-format FMT  json (default) or prometheus "
+		"(node_exporter's textfile)\n"
 		"  -v, --verbose           log every request to stderr\n"
 		"      --record TRACE      record every request into TRACE "
 		"for 'loopd crash'\n"
@@ -288,6 +309,35 @@ static int add_wanted(const char **list, unsigned int *n, const char *opt,
 /* ---------------------------------------------------------------- */
 /* Options: 0, or -1 once the option's error is logged. */
 
+/* --stats-file, --stats-interval, --stats-format (Q6 in control.c). */
+static int parse_stats_option(struct serve_config *cfg, int c, const char *arg)
+{
+	int v;
+
+	switch (c) {
+	case OPT_STATSFILE:
+		if (!*arg) {
+			log_msg("--stats-file: empty file name");
+			return -1;
+		}
+		cfg->stats_file = arg;
+		return 0;
+	case OPT_STATSINTERVAL:
+		cfg->stats_interval_set = true;
+		return parse_uint("stats-interval", arg, 1, 86400,
+				  &cfg->stats_interval);
+	case OPT_STATSFORMAT:
+		v = parse_enum("stats-format", arg, file_formats, 2);
+		if (v < 0)
+			return -1;
+		cfg->stats_format = v ? STATS_PROMETHEUS : STATS_JSON;
+		cfg->stats_format_set = true;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /* The options of the listeners, TLS and the process. */
 static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 {
@@ -358,8 +408,15 @@ static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 	case OPT_EXITWITHPARENT:
 		cfg->exit_with_parent = true;
 		break;
-	default:
+	case OPT_CONTROL:
+		if (!*arg) {
+			log_msg("--control: empty path");
+			return -1;
+		}
+		cfg->control = arg;
 		break;
+	default:
+		return parse_stats_option(cfg, c, arg);
 	}
 	return v < 0 ? -1 : 0;
 }
@@ -430,6 +487,8 @@ static void set_defaults(struct serve_config *cfg)
 		.shutdown_timeout = 10,
 		.busy_poll_us = 50,
 		.tls_mode = TLS_OFF,
+		.stats_interval = 10,
+		.stats_format = STATS_JSON,
 	};
 }
 
@@ -447,6 +506,12 @@ static int check_config(struct serve_config *cfg, int argc, char **argv,
 	    (cfg->tls.cert_dir || cfg->tls.psk_file || cfg->tls.verify_peer)) {
 		log_msg("--tls-certificates, --tls-psk and --tls-verify-peer "
 			"need --tls=on or --tls=require");
+		return -1;
+	}
+	if (!cfg->stats_file &&
+	    (cfg->stats_interval_set || cfg->stats_format_set)) {
+		log_msg("--stats-interval and --stats-format need "
+			"--stats-file FILE");
 		return -1;
 	}
 	if (cfg->record && cfg->n_files != 1) {

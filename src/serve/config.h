@@ -16,6 +16,7 @@
 
 #include "engine/backend.h"
 #include "engine/sched.h"
+#include "serve/statsdoc.h"
 #include "serve/tls.h"
 
 /* At most this many --unix, this many --listen, and listening sockets. */
@@ -62,6 +63,13 @@ struct serve_config {
 	const char *run; /* --run CMD, or NULL (V5-V7) */
 	bool verbose; /* -v: log every request */
 	const char *record; /* --record TRACE, or NULL */
+
+	/* The control channel (serve/control.c, Q1-Q7). */
+	const char *control; /* --control PATH, or NULL: the default */
+	const char *stats_file; /* --stats-file FILE, or NULL */
+	unsigned int stats_interval; /* --stats-interval, seconds */
+	enum stats_format stats_format; /* --stats-format */
+	bool stats_interval_set, stats_format_set; /* given: need the file */
 };
 
 /*

@@ -25,7 +25,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "engine/recorder.h"
 #include "engine/worker.h"
 #include "serve/handshake.h"
 #include "serve/tls.h"
@@ -441,10 +440,9 @@ static void accept_one(struct server *srv, const struct listener *l,
 }
 
 int listen_loop(struct listeners *ls, struct server *srv,
-		unsigned int handshake_timeout, int sfd, struct recorder *rec,
-		int child_fd)
+		unsigned int handshake_timeout, int sfd, int child_fd)
 {
-	struct pollfd pfd[MAX_LISTENERS + 3];
+	struct pollfd pfd[MAX_LISTENERS + 2];
 	struct signalfd_siginfo si;
 	unsigned int i, n = ls->n;
 
@@ -455,13 +453,10 @@ int listen_loop(struct listeners *ls, struct server *srv,
 		}
 		pfd[n].fd = sfd;
 		pfd[n].events = POLLIN;
-		pfd[n + 1].fd = rec ? recorder_ctl_fd(rec) : -1;
+		pfd[n + 1].fd = child_fd;
 		pfd[n + 1].events = POLLIN;
 		pfd[n + 1].revents = 0;
-		pfd[n + 2].fd = child_fd;
-		pfd[n + 2].events = POLLIN;
-		pfd[n + 2].revents = 0;
-		if (poll(pfd, n + 3, -1) < 0) {
+		if (poll(pfd, n + 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_msg("poll: %s", strerror(errno));
@@ -474,10 +469,8 @@ int listen_loop(struct listeners *ls, struct server *srv,
 				log_msg("signalfd: %s", strerror(errno));
 			return 0;
 		}
-		if (pfd[n + 2].revents)
-			return 1; /* --run's CMD has exited (V6) */
 		if (pfd[n + 1].revents)
-			recorder_ctl_handle(rec);
+			return 1; /* --run's CMD has exited (V6) */
 		for (i = 0; i < n; i++)
 			if (pfd[i].revents)
 				accept_one(srv, &ls->l[i], handshake_timeout);

@@ -13,8 +13,6 @@
 #include "serve/systemd.h"
 #include "engine/server.h"
 
-struct recorder;
-
 struct listener {
 	int fd;
 	bool tcp;
@@ -47,16 +45,15 @@ int listen_adopt(struct listeners *ls, const struct inherited *in);
 void listen_log(const struct listeners *ls, const struct server *srv);
 
 /*
- * Serve until SIGINT or SIGTERM: poll the listeners, the signalfd sfd,
- * rec's control socket (rec may be NULL) and child_fd (the pidfd of
- * --run's CMD, or -1); accept each connection and hand it to a handshake
+ * Serve until SIGINT or SIGTERM: poll the listeners, the signalfd sfd and
+ * child_fd (the pidfd of --run's CMD, or -1); accept each connection,
+ * note its peer for the counters, and hand it to a handshake
  * thread, which drops it after handshake_timeout seconds of stalling (0:
  * never).  0 once a signal was taken, 1 once child_fd is readable (CMD
  * has exited), -1 if poll() failed (logged).
  */
 int listen_loop(struct listeners *ls, struct server *srv,
-		unsigned int handshake_timeout, int sfd, struct recorder *rec,
-		int child_fd);
+		unsigned int handshake_timeout, int sfd, int child_fd);
 
 /* Close the listeners and unlink the Unix sockets. */
 void listen_close(struct listeners *ls);

@@ -39,6 +39,7 @@
 #include "nbd/nbd.h"
 #include "serve/captive.h"
 #include "serve/config.h"
+#include "serve/control.h"
 #include "serve/daemon.h"
 #include "serve/listen.h"
 #include "serve/systemd.h"
@@ -49,6 +50,9 @@
 /* Static, not on cmd_serve()'s stack: detached handshake threads may
    still use it while the process ends. */
 static struct server srv;
+/* The control channel (control.c); stopped by serve_stop, or by
+   cmd_serve after a failed start. */
+static struct control *ctl;
 
 /* ---------------------------------------------------------------- */
 /* Start.                                                            */
@@ -172,6 +176,21 @@ static int open_recorder(const struct serve_config *cfg, struct recorder **rec)
 		"mark %s LABEL",
 		cfg->record, flush_mode_name(cfg->exp.flush), cfg->record);
 	return 0;
+}
+
+/* The control socket, TRACE.ctl and the stats file (Q5-Q7). */
+static int open_control(const struct serve_config *cfg, struct recorder *rec)
+{
+	struct control_config cc = {
+		.path = cfg->control,
+		.pidfile = cfg->pidfile,
+		.record = cfg->record,
+		.stats_file = cfg->stats_file,
+		.stats_interval = cfg->stats_interval,
+		.stats_format = cfg->stats_format,
+	};
+
+	return control_open(&ctl, &cc, &srv, rec);
 }
 
 static void log_warnings(const struct serve_config *cfg)
@@ -323,6 +342,8 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 	if (wait_workers(sfd, cfg->shutdown_timeout) < 0)
 		return 1;
 	status = finish_exports();
+	control_stop(ctl); /* Q6: the final figures; then the sockets go */
+	ctl = NULL;
 	if (rec && recorder_close(rec) < 0) {
 		log_msg("--record %s: could not finish the trace", cfg->record);
 		status = 1;
@@ -365,8 +386,7 @@ static int serve_run(const struct serve_config *cfg, struct listeners *ls,
 {
 	int r, status, cmd_status;
 
-	r = listen_loop(ls, &srv, cfg->handshake_timeout, sfd, rec,
-			captive_fd(cap));
+	r = listen_loop(ls, &srv, cfg->handshake_timeout, sfd, captive_fd(cap));
 	if (r == 1)
 		captive_wait(cap, -1, 0); /* V6: it ended; log how */
 	else
@@ -417,7 +437,8 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		return 1;
 	if (cfg->exit_with_parent && parent_watch(parent) < 0) /* V8 */
 		return 1;
-	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0)
+	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0 ||
+	    open_control(cfg, rec) < 0)
 		return 1;
 	log_warnings(cfg);
 	if (open_listeners(cfg, ls, in, cap) < 0)
@@ -432,6 +453,8 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		log_msg("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
+	if (control_start(ctl) < 0)
+		return 1;
 	if (cfg->pidfile && pidfile_write(cfg->pidfile) < 0)
 		return 1;
 	/* Everything that needs root is done: sockets, files, workers. */
@@ -471,5 +494,7 @@ int cmd_serve(int argc, char **argv)
 	captive_init(&cap);
 	r = serve(&cfg, &ls, &in, &cap, parent);
 	captive_private_remove(&cap); /* V5 */
+	control_stop(ctl); /* a failed start: the sockets go (Q7) */
+	ctl = NULL;
 	return r;
 }
