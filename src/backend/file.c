@@ -249,14 +249,14 @@ static void inline_rw(struct bio *io, int fd)
 /* F6: a plain WRITE into the page cache, unless writes are throttled. */
 static bool write_inline(struct file_backend *f, struct bio *io)
 {
-	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), t1;
+	uint64_t t0 = clock_ns(CLOCK_MONOTONIC), t1, len = io->len;
 
 	if (t0 <
 	    atomic_load_explicit(&f->ring_writes_until, memory_order_relaxed))
 		return false;
-	inline_rw(io, f->fd);
+	inline_rw(io, f->fd); /* completes io: it is not ours after this */
 	t1 = clock_ns(CLOCK_MONOTONIC);
-	if (t1 - t0 > SLOW_WRITE_NS + io->len)
+	if (t1 - t0 > SLOW_WRITE_NS + len)
 		atomic_store_explicit(&f->ring_writes_until,
 				      t1 + RING_WRITES_NS,
 				      memory_order_relaxed);
