@@ -11,33 +11,99 @@
 #include <gnutls/crypto.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "crash/explore.h"
+#include "util/io.h"
 
-/* The SHA-256 of the base with every write replayed onto it. */
-static int replay_hash(const struct ctx *c, bool trim_zero, uint8_t out[32])
+#define STEP (1u << 20) /* the replay's window */
+
+/* One write's part in one window. */
+struct ref {
+	uint64_t step;
+	uint32_t w;
+};
+
+static int cmp_ref(const void *a, const void *b)
 {
-	const struct crash_plan *p = c->plan;
-	uint8_t *mem;
-	uint32_t i;
+	const struct ref *x = a, *y = b;
 
-	mem = mmap(NULL, c->size, PROT_READ | PROT_WRITE, MAP_PRIVATE,
-		   c->base_fd, 0);
-	if (mem == MAP_FAILED)
-		return -ENOMEM;
+	if (x->step != y->step)
+		return x->step < y->step ? -1 : 1;
+	return x->w < y->w ? -1 : x->w > y->w; /* receive order */
+}
+
+/* Every (window, write) pair, sorted by window then receive order. */
+static struct ref *refs_of(const struct crash_plan *p, size_t *n)
+{
+	struct ref *r;
+	size_t k = 0;
+	uint32_t i;
+	uint64_t s;
+
+	*n = 0;
+	for (i = 0; i < p->n_writes; i++)
+		*n += (p->writes[i].off + p->writes[i].len - 1) / STEP -
+		      p->writes[i].off / STEP + 1;
+	r = malloc((*n ? *n : 1) * sizeof *r);
+	if (!r)
+		return NULL;
 	for (i = 0; i < p->n_writes; i++) {
 		const struct crash_write *w = &p->writes[i];
 
-		if (w->kind == CRASH_W_DATA)
-			memcpy(mem + w->off, w->data, w->len);
-		else if (w->kind == CRASH_W_ZERO || trim_zero)
-			memset(mem + w->off, 0, w->len);
+		for (s = w->off / STEP; s <= (w->off + w->len - 1) / STEP; s++)
+			r[k++] = (struct ref){s, i};
 	}
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, mem, c->size, out);
-	munmap(mem, c->size);
-	return 0;
+	qsort(r, k, sizeof *r, cmp_ref);
+	return r;
+}
+
+/*
+ * The SHA-256 of the base with every write replayed onto it, one window
+ * at a time: memory is one window plus the index, whatever the image
+ * size (a private mapping of the whole image kept every page it read).
+ */
+static int replay_hash(const struct ctx *c, bool trim_zero, uint8_t out[32])
+{
+	const struct crash_plan *p = c->plan;
+	gnutls_hash_hd_t h;
+	struct ref *refs;
+	uint8_t *buf = malloc(STEP);
+	size_t n_refs, k = 0;
+	uint64_t off;
+	int r = 0;
+
+	refs = refs_of(p, &n_refs);
+	if (!buf || !refs || gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+		free(buf);
+		free(refs);
+		return -ENOMEM;
+	}
+	for (off = 0; !r && off < c->size; off += STEP) {
+		uint64_t n = c->size - off < STEP ? c->size - off : STEP;
+
+		r = pread_full(c->base_fd, buf, n, off);
+		for (; !r && k < n_refs && refs[k].step == off / STEP; k++) {
+			const struct crash_write *w = &p->writes[refs[k].w];
+			uint64_t lo = w->off > off ? w->off : off;
+			uint64_t hi = w->off + w->len < off + n
+					      ? w->off + w->len
+					      : off + n;
+
+			if (w->kind == CRASH_W_DATA)
+				memcpy(buf + (lo - off),
+				       w->data + (lo - w->off), hi - lo);
+			else if (w->kind == CRASH_W_ZERO || trim_zero)
+				memset(buf + (lo - off), 0, hi - lo);
+		}
+		if (!r)
+			gnutls_hash(h, buf, n);
+	}
+	gnutls_hash_deinit(h, out);
+	free(buf);
+	free(refs);
+	return r;
 }
 
 /* Returns 0 ok or skipped, -EBADMSG on a mismatch; msg says which. */
