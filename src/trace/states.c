@@ -468,22 +468,6 @@ out_nomem:
 	return -ENOMEM;
 }
 
-/* Number of entries of the sorted list below n. */
-static uint32_t count_below(const uint32_t *list, uint32_t len, uint32_t n)
-{
-	uint32_t lo = 0, hi = len;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-
-		if (list[mid] < n)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 /* S4, S8: the TRIMs and the concurrent writes, each in receive order. */
 static int list_kinds(struct crash_plan *p)
 {
@@ -682,7 +666,7 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 			uint32_t n_fl, uint32_t first_conc)
 {
 	struct event *ev;
-	uint32_t n_ev = 0, i, w, first_trim = NONE;
+	uint32_t n_ev = 0, i, w, first_trim = NONE, n_conc = 0, n_trims = 0;
 	uint64_t cover = 0, skip_lo = 0, skip_hi = 0;
 
 	ev = calloc((size_t)p->n_writes + n_fl + 1, sizeof *ev);
@@ -724,8 +708,14 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 		pt->skip_hi = skip_hi;
 		pt->conc = first_conc != NONE && first_conc < pt->n_recv;
 		pt->trims = first_trim != NONE && first_trim < pt->n_recv;
-		pt->n_conc = count_below(p->conc_list, p->n_conc, pt->n_recv);
-		pt->n_trims = count_below(p->trim_list, p->n_trims, pt->n_recv);
+		/* Points come in seq order, so n_recv never falls. */
+		while (n_conc < p->n_conc && p->conc_list[n_conc] < pt->n_recv)
+			n_conc++;
+		while (n_trims < p->n_trims &&
+		       p->trim_list[n_trims] < pt->n_recv)
+			n_trims++;
+		pt->n_conc = n_conc;
+		pt->n_trims = n_trims;
 		pt->mark = -1;
 		for (m = 0; m < p->n_marks && p->marks[m].seq < pt->t; m++)
 			pt->mark = (int32_t)m;
