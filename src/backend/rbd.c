@@ -15,23 +15,19 @@
  *     whole stack and completes each operation on the worker's thread.
  *     Every operation out holds its worker (queue_hold()), so a worker
  *     does not stop under it (E4).
- * D3. Durability.  A write completes when librbd says so, which with its
- *     cache on (the default, writearound) is before the OSDs have it.
- *     FLUSH is rbd_aio_flush, which returns once every write completed
- *     before it is on the OSDs, and OSDs acknowledge only what their
- *     store has committed.  A FUA write is rbd_aio_write2 with
- *     LIBRADOS_OP_FLAG_FADVISE_FUA: librbd sends it past its cache and
- *     completes it once the OSD has committed it, one round trip instead
- *     of a write and a flush that would also wait for every other
- *     connection's writes.  A FUA WRITE_ZEROES or TRIM is the operation
- *     then a flush.  --cache=direct turns librbd's cache off (rbd_cache =
- *     false): every write then completes once committed.  librbd keeps
- *     its cache write-through until it sees a first flush
- *     (rbd_cache_writethrough_until_flush), a safety net for guests that
- *     never flush; loopd turns it off: NBD already says that only flushed
- *     and FUA writes are durable, exactly as for a file's page cache, and
- *     a client that writes before its first flush (or never flushes,
- *     relying on FUA) would otherwise wait for the OSDs on every write.
+ * D3. Durability.  loopd never uses librbd's cache (rbd_cache = false,
+ *     whatever --cache says, checked on the opened image: D9): a write
+ *     completes once the OSDs have committed it, and OSDs acknowledge
+ *     only what their store has committed.  librbd's write-around cache
+ *     would complete a write before that and, if the write then failed,
+ *     hand the error only to a flush that still finds I/O in flight: a
+ *     FLUSH arriving after the failed write had drained would return 0
+ *     (WriteAroundObjectDispatch::flush returns at once when nothing is in
+ *     flight), an error swallowed, which loopd's contract forbids.  FLUSH
+ *     is rbd_aio_flush all the same (cheap: nothing is cached).  A FUA
+ *     write is rbd_aio_write2 with LIBRADOS_OP_FLAG_FADVISE_FUA, a FUA
+ *     WRITE_ZEROES or TRIM the operation then a flush: correct with or
+ *     without a cache.
  * D4. WRITE_ZEROES is rbd_aio_write_zeroes, never a discard: with NO_HOLE
  *     it asks for thick provisioning.  FAST_ZERO: zeroing without
  *     NO_HOLE sends no data (librbd discards whole objects and zeroes the
@@ -51,17 +47,22 @@
  *     operation (rados_osd_op_timeout; librados' default is to wait
  *     forever): an operation that times out fails with ETIMEDOUT, sent to
  *     the client as EIO.  A flush or FUA write that fails latches the
- *     export (R5): what librbd acknowledged from its cache may be lost.
+ *     export (R5): loopd cannot know what the cluster kept.
  * D8. BLOCK_STATUS.  Holes are reported only for an image with the
  *     fast-diff feature and a valid object map: librbd marks an object in
- *     its object map before it sends the first write to it, so the map
- *     covers every write librbd has completed, cache or not.  Without
- *     fast-diff, finding holes would ask the OSDs, which do not yet have
- *     the writes still in librbd's cache: loopd then reports all data.
+ *     its object map before it writes to it, and with no cache (D3) a
+ *     write completes after that, so the map covers every write loopd
+ *     has replied to.  Without fast-diff, finding holes would list the
+ *     objects on the OSDs one by one: loopd reports all data instead.
  *     rbd_diff_iterate2 blocks, so it runs on the backend's own map
  *     thread, which completes through the worker's stack like librbd
  *     (D2).  Whole objects: a hole is an object that does not exist.
  *     Never a hole where data may be.
+ * D9. The image's own configuration (rbd config image/pool set) is
+ *     applied when it opens and could undo D3 or D5: after the open the
+ *     effective rbd_cache and rbd_skip_partial_discard are read back, and
+ *     an export whose values differ is refused with one line that says
+ *     where the override is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -564,12 +565,9 @@ static int configure(rados_t cl, const struct backend_opts *o, char *err,
 		if (r < 0)
 			goto bad;
 	}
-	r = rados_conf_set(cl, "rbd_skip_partial_discard", "false");
-	if (r >= 0) /* D3: the contract already says what is durable */
-		r = rados_conf_set(cl, "rbd_cache_writethrough_until_flush",
-				   "false");
-	if (r >= 0 && o->direct)
-		r = rados_conf_set(cl, "rbd_cache", "false");
+	r = rados_conf_set(cl, "rbd_skip_partial_discard", "false"); /* D5 */
+	if (r >= 0)
+		r = rados_conf_set(cl, "rbd_cache", "false"); /* D3 */
 	if (r >= 0)
 		return 0;
 bad:
@@ -657,6 +655,53 @@ static int open_image(struct rbd_backend *rb, const struct backend_opts *o,
 	return 0;
 }
 
+/* D9: the values of D3 and D5 as the opened image has them. */
+static int check_config(struct rbd_backend *rb, const char *spec, char *err,
+			size_t errlen)
+{
+	static const char *const src[] = {"configuration", "pool", "image"};
+	rbd_config_option_t *opt = NULL;
+	int n = 0, r, i;
+
+	r = rbd_config_image_list(rb->image, NULL, &n);
+	if (r != -ERANGE && r < 0)
+		goto bad;
+	opt = calloc((size_t)n + 1, sizeof *opt);
+	if (!opt)
+		return -ENOMEM;
+	r = rbd_config_image_list(rb->image, opt, &n);
+	if (r < 0) {
+		free(opt);
+		goto bad;
+	}
+	for (i = 0; i < n && !r; i++) {
+		if ((strcmp(opt[i].name, "rbd_cache") &&
+		     strcmp(opt[i].name, "rbd_skip_partial_discard")) ||
+		    !strcmp(opt[i].value, "false"))
+			continue;
+		snprintf(err, errlen,
+			 "%s: the %s sets %s = %s, which loopd cannot serve "
+			 "with its contract (remove it: rbd config %s rm ... "
+			 "%s)",
+			 spec,
+			 src[opt[i].source <= RBD_CONFIG_SOURCE_IMAGE
+				     ? opt[i].source
+				     : 0],
+			 opt[i].name, opt[i].value,
+			 opt[i].source == RBD_CONFIG_SOURCE_POOL ? "pool"
+								 : "image",
+			 opt[i].name);
+		r = -EINVAL;
+	}
+	rbd_config_image_list_cleanup(opt, n);
+	free(opt);
+	return r;
+bad:
+	snprintf(err, errlen, "%s: cannot read the image's configuration: %s",
+		 spec, strerror(-r));
+	return r;
+}
+
 static void rbd_close_backend(struct backend *b)
 {
 	struct rbd_backend *rb = rb_of(b);
@@ -703,6 +748,8 @@ static int rbd_open_backend(const struct backend_opts *o, struct backend **out,
 	pthread_mutex_init(&rb->map_lock, NULL);
 	pthread_cond_init(&rb->map_cond, NULL);
 	r = open_image(rb, o, err, errlen);
+	if (r >= 0)
+		r = check_config(rb, o->spec, err, errlen);
 	if (r >= 0) {
 		r = rbd_stat(rb->image, &st, sizeof st);
 		if (r < 0)
@@ -734,8 +781,7 @@ static int rbd_open_backend(const struct backend_opts *o, struct backend **out,
 	if (pref > (32u << 20))
 		pref = 32u << 20;
 	snprintf(rb->desc, sizeof rb->desc, "%s", o->spec);
-	snprintf(rb->how, sizeof rb->how, "librbd, %s",
-		 o->direct ? "no cache" : "writearound cache");
+	snprintf(rb->how, sizeof rb->how, "librbd, no cache");
 	rb->b.info = (struct backend_info){
 		.size = st.size,
 		.min_block = 1,

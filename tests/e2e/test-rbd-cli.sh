@@ -4,8 +4,10 @@
 # time: a missing ceph.conf, a missing pool, a missing image, an unknown
 # client id (--ceph-id), a malformed rbd: name, a bad --ceph-timeout, and
 # a cluster that does not answer (connect bounded by --ceph-timeout).
-# Then the same command line with everything right serves the image, so
-# the refusals are not a broken setup.
+# An image or pool configuration that turns librbd's cache back on or
+# partial discards off is refused (D9).  Then the same command line with
+# everything right serves the image, without librbd's cache (D3), so the
+# refusals are not a broken setup.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
@@ -55,10 +57,26 @@ awk -v t="$took" 'BEGIN { exit !(t >= 2.5) }' ||
 	fail "gave up after $took s, before the 3 s of --ceph-timeout"
 ok "gave up after about 3 s"
 
+# D9: an image or pool configuration that would undo loopd's settings
+# (librbd's cache, which can swallow a write error, D3; partial discards,
+# D5) is refused, naming where it is set.
+check "D9: rbd config image set rbd_cache true is refused"
+rbd_cli config image set "$rbd_img" rbd_cache true
+refused 10 'image sets rbd_cache = true' --ceph-conf "$conf" "rbd:$rbd_img"
+rbd_cli config image rm "$rbd_img" rbd_cache
+check "D9: rbd config pool set rbd_skip_partial_discard true is refused"
+on_exit "rbd_cli config pool rm rbd rbd_skip_partial_discard >/dev/null 2>&1 || true"
+rbd_cli config pool set rbd rbd_skip_partial_discard true
+refused 10 'pool sets rbd_skip_partial_discard = true' --ceph-conf "$conf" \
+	"rbd:$rbd_img"
+rbd_cli config pool rm rbd rbd_skip_partial_discard
+
 check "the same command line with a good image serves it"
 start_server good --ceph-conf "$conf" --ceph-timeout 10 "rbd:$rbd_img"
 nbdinfo --size "$uri" >"$TMP/size" || fail "nbdinfo on the good export failed"
 [[ $(<"$TMP/size") == $((16 << 20)) ]] || fail "size $(<"$TMP/size"), want 16 MiB"
 ok "served, 16 MiB"
+grep -q 'librbd, no cache' "$TMP/good.log" ||
+	fail "the start-up line does not say 'no cache' (D3): $(cat "$TMP/good.log")"
 
 echo "test-rbd-cli: all checks passed"
