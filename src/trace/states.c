@@ -69,7 +69,8 @@
  *     once) and 6 seeded random orders.
  * S9. Garbage (--garbage): a garbage item picks a pending write, the last
  *     received first and then spread, chosen as present, and a random
- *     non-empty subset of its units that hold arbitrary bytes
+ *     non-empty subset of its units that hold arbitrary bytes where it is
+ *     the last writer (never under a later write that covers the unit)
  *     (crash_garbage(), a fixed function of the offset): a device may
  *     leave a unit it was writing at the crash in any state.  Off by
  *     default: the NBD contract says nothing of it, and checkers that
@@ -1345,7 +1346,7 @@ static int visit(const struct sel *x, const struct sel *ref, uint32_t seg,
 	const struct crash_plan *p = x->p;
 	uint64_t lo = p->bound[seg], hi = p->bound[seg + 1], a, end;
 	const struct crash_write *tw = NULL;
-	uint32_t sx, sr;
+	uint32_t sx, sr, w;
 	struct sel piece;
 
 	if (x->st && x->st->torn != NONE) {
@@ -1366,11 +1367,15 @@ static int visit(const struct sel *x, const struct sel *ref, uint32_t seg,
 		if (end > hi)
 			end = hi;
 		piece.unit_off = lo;
+		w = provider(&piece, seg);
+		/* S9: garbage where the garbled write is the last writer, not
+		   under a write that came after it (a durable one, say). */
 		if (x->st->garbage &&
-		    bit_get(x->st->tear, lo / a - tw->off / a))
-			sx = CRASH_SRC_GARBAGE; /* S9 */
+		    bit_get(x->st->tear, lo / a - tw->off / a) &&
+		    w == x->s->pending[x->st->torn])
+			sx = CRASH_SRC_GARBAGE;
 		else
-			sx = src_of(p, provider(&piece, seg));
+			sx = src_of(p, w);
 		if (sx != sr && emit(out, lo, end - lo, sx) < 0)
 			return -ENOMEM;
 	}

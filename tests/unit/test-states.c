@@ -636,6 +636,40 @@ static void test_garbage(void **state)
 		if (on)
 			break;
 	}
+	/* Never garbage under a later durable write: W1 is pending, the FUA
+	   W2 replied after it covers the same unit. */
+	parse(t, "W1@0+1 C1 W2f@0+1 C2 W3@1+1", 2, true);
+	{
+		struct crash_plan *p = plan_opts(
+			t, (struct crash_opts){.model = CRASH_CONTRACT,
+					       .seed = 1,
+					       .exhaustive = 10,
+					       .garbage = true,
+					       .unit = UNIT});
+		struct crash_scratch *s = crash_scratch_new(p);
+		uint32_t pt = p->n_points - 1;
+		unsigned int garbled = 0;
+
+		assert_int_equal(crash_point_open(p, s, pt), 0);
+		for (uint64_t item = 0; item < p->points[pt].items; item++) {
+			struct crash_extents x = {0};
+			struct crash_state st;
+
+			assert_int_equal(crash_state_get(p, s, item, &st), 0);
+			assert_int_equal(crash_state_extents(p, s, &st, &x), 0);
+			for (size_t i = 0; i < x.n; i++)
+				if (x.v[i].src == CRASH_SRC_GARBAGE) {
+					/* only W3's unit, never W2's */
+					assert_int_equal(x.v[i].off, UNIT);
+					garbled++;
+				}
+			crash_extents_free(&x);
+			crash_state_free(&st);
+		}
+		assert_true(garbled > 0);
+		crash_scratch_free(s);
+		crash_plan_free(p);
+	}
 	/* A fixed function of the offset, not all zero or one byte. */
 	crash_garbage(UNIT, UNIT, g);
 	assert_true(g[0] != g[1] || g[1] != g[2]);
