@@ -437,19 +437,21 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		return 1;
 	if (cfg->exit_with_parent && parent_watch(parent) < 0) /* V8 */
 		return 1;
+	/* Until the workers run, a failed start closes what it opened: an
+	   RBD image left open keeps its watch on the cluster for 30 s. */
 	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0 ||
 	    open_control(cfg, rec) < 0)
-		return 1;
+		goto fail_exports;
 	log_warnings(cfg);
 	if (open_listeners(cfg, ls, in, cap) < 0)
-		return 1;
+		goto fail_exports;
 	log_exports();
 	listen_log(ls, &srv);
 
 	r = stats_init(&srv);
 	if (r == 0)
 		r = workers_start(&srv);
-	if (r < 0) {
+	if (r < 0) { /* workers may have started: nothing is closed */
 		log_msg("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
@@ -472,6 +474,10 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		return 1;
 	}
 	return serve_run(cfg, ls, sfd, rec, cap);
+
+fail_exports:
+	close_exports();
+	return 1;
 }
 
 int cmd_serve(int argc, char **argv)

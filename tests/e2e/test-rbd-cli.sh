@@ -71,6 +71,14 @@ refused 10 'pool sets rbd_skip_partial_discard = true' --ceph-conf "$conf" \
 	"rbd:$rbd_img"
 rbd_cli config pool rm rbd rbd_skip_partial_discard
 
+check "a failed start closes the image it had opened (no watcher left)"
+cli_error 'no-such-dir' timeout 40 "$LOOPD" serve -U "$TMP/half.sock" \
+	--ceph-conf "$conf" "rbd:$rbd_img" "$TMP/no-such-dir/disk.img"
+n=$(rbd_cli status --format json "$rbd_img" |
+	"$PY" -c 'import json, sys; print(len(json.load(sys.stdin)["watchers"]))')
+[[ $n == 0 ]] || fail "$n watcher(s) left on $rbd_img after a failed start"
+ok "refused, and no watcher left"
+
 check "the same command line with a good image serves it"
 start_server good --ceph-conf "$conf" --ceph-timeout 10 "rbd:$rbd_img"
 nbdinfo --size "$uri" >"$TMP/size" || fail "nbdinfo on the good export failed"
