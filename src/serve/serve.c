@@ -7,14 +7,18 @@
  * grace period, the exports' final sync and the exit status, which under
  * --run is CMD's (V6, V7 in captive.c).
  *
- * Start-up order matters for users: everything that can fail because of
- * the command line (bad option, missing file, file in use, busy port) is
- * checked in the foreground, before daemonising, so it reaches the
- * terminal as one line and a non-zero exit.  The launching process exits
- * only once the server is listening, so `loopd serve ... && client` works.
+ * Start-up order matters for users: the daemon forks before it opens
+ * anything (a backend may start threads, which a fork would lose), but it
+ * keeps the terminal's stderr and the launching process waits for its
+ * readiness: everything that can fail because of the command line (bad
+ * option, missing file, file in use, busy port) still reaches the
+ * terminal as one line and a non-zero exit, and the launching process
+ * exits 0 only once the server is listening, so `loopd serve ... &&
+ * client` works.
  *
  * Errors: each step logs one line and returns -1; cmd_serve() returns 1
- * at once, leaving to main() the end of the process.
+ * (closing the exports opened so far, until the workers start), leaving
+ * to main() the end of the process.
  */
 #include "serve/serve.h"
 
