@@ -475,8 +475,8 @@ static int list_kinds(struct crash_plan *p)
 	size_t nw = p->n_writes ? p->n_writes : 1;
 	uint32_t w;
 
-	p->conc_list = malloc(nw * sizeof *p->conc_list);
-	p->trim_list = malloc(nw * sizeof *p->trim_list);
+	p->conc_list = calloc(nw, sizeof *p->conc_list);
+	p->trim_list = calloc(nw, sizeof *p->trim_list);
 	if (!p->conc_list || !p->trim_list)
 		return -ENOMEM;
 	for (w = 0; w < p->n_writes; w++) {
