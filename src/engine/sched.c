@@ -110,10 +110,25 @@
  *     The latch (R5) and retirement are unchanged: a joined FLUSH replies
  *     at its sync's retirement, with its status.
  *
+ * R8  Capture points (live snapshots, engine/snapshot.c).  A SCHED_SNAP
+ *     request is the instant P of a snapshot.  It conflicts with every
+ *     WRITE and every other SNAP, whatever their ranges, and with nothing
+ *     else: it RUNs once every write received before it has completed
+ *     (the drain), and no write received after it RUNs until it
+ *     completes (the capture), while reads, FLUSHes and NOPs go on.  So
+ *     when it RUNs the storage holds exactly the writes received before
+ *     P.  With r->fua (snapshot --sync) it is RUN with r->dsync, as a sync
+ *     op of R5: the caller syncs the export inside its RUN, an error
+ *     latches, and its REPLY waits for retirement; on a latched export
+ *     such a SNAP is replied -EIO at once.  A SNAP never counts as a
+ *     write for R7.
+ *
  * The conflict relation (conflicts()) is symmetric and depends only on
  * fields fixed at submit and on the mode, so it evaluates identically at
  * submit and at release:
  *   barrier FLUSH on either side        -> conflict       (R4)
+ *   SNAP and a WRITE or SNAP            -> conflict       (R8)
+ *   SNAP and anything else              -> no conflict    (R8)
  *   FLUSH or NOP on either side         -> no conflict    (R1)
  *   effective ranges disjoint or empty  -> no conflict
  *   both READ                           -> no conflict
@@ -133,7 +148,7 @@
  * why it waited, and how a FLUSH was answered; only bits are set.
  *
  * Request states (r->state):
- *   READ/WRITE: WAIT -> RUN -> [SYNCED, dsync only] -> REPLIED
+ *   READ/WRITE/SNAP: WAIT -> RUN -> [SYNCED, dsync only] -> REPLIED
  *   FLUSH:      WAIT -> BATCH_WAIT -> BATCH_RUN -> RETIRING -> REPLIED
  *   a request refused by the latch, a NOP and an unsafe FLUSH go straight
  *   to REPLIED.
@@ -225,6 +240,11 @@ static bool conflicts(const struct sched *s, const struct sched_req *a,
 {
 	if (is_barrier(s, a, b))
 		return true; /* R4 */
+	if (a->kind == SCHED_SNAP || b->kind == SCHED_SNAP) {
+		const struct sched_req *o = a->kind == SCHED_SNAP ? b : a;
+
+		return o->kind == SCHED_WRITE || o->kind == SCHED_SNAP; /* R8 */
+	}
 	if (a->kind == SCHED_FLUSH || a->kind == SCHED_NOP ||
 	    b->kind == SCHED_FLUSH || b->kind == SCHED_NOP)
 		return false; /* R1: a FLUSH orders nothing */
@@ -384,8 +404,11 @@ static void make_runnable(struct sched *s, struct sched_req *r,
 		run(r, o);
 		break;
 	case SCHED_WRITE:
-		/* R2; unsafe mode ignores FUA. */
-		r->dsync = r->fua && s->flush != FLUSH_UNSAFE;
+	case SCHED_SNAP:
+		/* R2; unsafe mode ignores FUA.  R8: a SNAP's sync is asked
+		   for by name (snapshot --sync), so it is kept. */
+		r->dsync = r->fua &&
+			   (s->flush != FLUSH_UNSAFE || r->kind == SCHED_SNAP);
 		if (r->dsync) {
 			op_issue(s, &r->sync, r); /* R5 */
 			s->stats.dsync_writes++;
@@ -474,7 +497,8 @@ static void retire(struct sched *s, struct sched_out *o)
 			break;
 		list_del(&op->node);
 		status = op->res ? op->res : s->failed ? -EIO : 0;
-		if (op->req && op->req->kind == SCHED_WRITE) {
+		if (op->req && (op->req->kind == SCHED_WRITE ||
+				op->req->kind == SCHED_SNAP)) {
 			assert(op->req->state == RQ_SYNCED);
 			reply(s, op->req, status, o); /* R2 */
 		} else {
@@ -560,11 +584,17 @@ void sched_submit(struct sched *s, struct sched_req *r, struct sched_out *o)
 		break;
 	case SCHED_READ:
 		break;
+	case SCHED_SNAP:
+		if (s->failed && r->fua) {
+			reply(s, r, -EIO, o); /* R8, R5 */
+			return;
+		}
+		break;
 	default:
 		abort();
 	}
 
-	/* R3, R4, R6: count the earlier requests r must wait for. */
+	/* R3, R4, R6, R8: count the earlier requests r must wait for. */
 	list_for_each(n, &s->active)
 	{
 		const struct sched_req *a =

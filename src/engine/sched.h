@@ -29,6 +29,7 @@ enum sched_kind {
 	SCHED_WRITE, /* changes data: WRITE, TRIM, WRITE_ZEROES */
 	SCHED_FLUSH, /* FLUSH */
 	SCHED_NOP, /* needs no I/O and no ordering; replied at once */
+	SCHED_SNAP, /* a capture point (R8): a live snapshot's instant P */
 };
 
 enum sched_action {

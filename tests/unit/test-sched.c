@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-sched.c: the scheduler's rules R1..R6 (top of src/engine/sched.c,
+ * test-sched.c: the scheduler's rules R1..R8 (top of src/engine/sched.c,
  * docs/semantics.md), one test per claim, named after the rule it proves.
  *
  * Method: a small harness (struct h) owns a scheduler and a pool of
@@ -130,6 +130,7 @@ static struct sched_req *h_new(struct h *h, const char *name, uint8_t kind,
 #define WF(h, name, off, len, fl) h_new(h, name, SCHED_WRITE, off, len, fl)
 #define R(h, name, off, len) h_new(h, name, SCHED_READ, off, len, 0)
 #define FL(h, name) h_new(h, name, SCHED_FLUSH, 0, 0, 0)
+#define SNAP(h, name, fl) h_new(h, name, SCHED_SNAP, 0, 0, fl)
 
 static void h_push(struct h *h, struct ev e, const char *file, int line)
 {
@@ -152,7 +153,8 @@ static void h_drain(struct h *h, struct sched_out *o, const char *file,
 		if (r->action == SCHED_RUN) {
 			check(h->runs[i] == 0 && h->replies[i] == 0, file, line,
 			      "%s RUN twice or after its REPLY", h->name[i]);
-			check(r->kind == SCHED_READ || r->kind == SCHED_WRITE,
+			check(r->kind == SCHED_READ || r->kind == SCHED_WRITE ||
+				      r->kind == SCHED_SNAP,
 			      file, line, "%s: RUN of a FLUSH/NOP", h->name[i]);
 			h->runs[i]++;
 			e.dsync = r->dsync;
@@ -489,6 +491,126 @@ static void test_r2_fua_write_error_is_replied(void **st)
 	 * writeback error of other data (errseq reports it only once).
 	 */
 	assert_true(sched_failed(&h.s));
+	H_FINISH(&h);
+}
+
+/* ------------------------------------------------------------------ R8 */
+
+/*
+ * R8: a capture point waits for every earlier write, whatever its range
+ * (the drain), holds every later write until it completes, and never
+ * holds a read or a FLUSH.
+ */
+static void test_r8_snap_drains_writes_and_holds_later_ones(void **st)
+{
+	struct h h;
+	struct sched_req *a, *b, *p, *c, *rd, *f;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = W(&h, "A", 0, 4096);
+	b = W(&h, "B", 1 << 20, 4096);
+	p = SNAP(&h, "P", 0);
+	c = W(&h, "C", 8 << 20, 4096);
+	rd = R(&h, "R", 0, 4096);
+	f = FL(&h, "F");
+
+	SUBMIT(&h, a);
+	EXPECT_RUN(&h, a);
+	SUBMIT(&h, b);
+	EXPECT_RUN(&h, b);
+	SUBMIT(&h, p);
+	EXPECT_NONE(&h); /* A and B are in flight */
+	SUBMIT(&h, c);
+	EXPECT_NONE(&h); /* received after P: held */
+	SUBMIT(&h, rd);
+	EXPECT_NONE(&h); /* overlaps A (R3), not P */
+	COMPLETE(&h, a, 0);
+	EXPECT_REPLY(&h, a, 0);
+	EXPECT_RUN(&h, rd);
+	COMPLETE(&h, rd, 0);
+	EXPECT_REPLY(&h, rd, 0);
+	SUBMIT(&h, f); /* a FLUSH goes on beside a capture */
+	EXPECT_SYNC(&h);
+	COMPLETE(&h, b, 0);
+	EXPECT_REPLY(&h, b, 0);
+	EXPECT_RUN(&h, p); /* drained: the storage holds A and B */
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, f, 0);
+	COMPLETE(&h, p, 0);
+	EXPECT_REPLY(&h, p, 0);
+	EXPECT_RUN(&h, c); /* released by the capture's end */
+	COMPLETE(&h, c, 0);
+	EXPECT_REPLY(&h, c, 0);
+	assert_int_equal(h.s.stats.dsync_writes, 0);
+	H_FINISH(&h);
+}
+
+/* R8: two capture points are serialised; a read never waits for one. */
+static void test_r8_snaps_in_order_reads_never_wait(void **st)
+{
+	struct h h;
+	struct sched_req *p1, *p2, *rd;
+
+	h_init(&h, ORDER_RELAXED, FLUSH_SYNC, 1);
+	p1 = SNAP(&h, "P1", 0);
+	p2 = SNAP(&h, "P2", 0);
+	rd = R(&h, "R", 0, 4096);
+
+	SUBMIT(&h, p1);
+	EXPECT_RUN(&h, p1);
+	SUBMIT(&h, p2);
+	EXPECT_NONE(&h);
+	ROUNDTRIP(&h, rd);
+	COMPLETE(&h, p1, 0);
+	EXPECT_REPLY(&h, p1, 0);
+	EXPECT_RUN(&h, p2);
+	COMPLETE(&h, p2, 0);
+	EXPECT_REPLY(&h, p2, 0);
+	H_FINISH(&h);
+}
+
+/*
+ * R8 with R5: a capture point with a sync (snapshot --sync) is a sync op:
+ * it RUNs dsync, even in unsafe mode; its error latches; its reply waits
+ * for an overlapping batch sync; a latched export refuses the next one.
+ */
+static void test_r8_sync_snap_is_an_r5_op(void **st)
+{
+	struct h h;
+	struct sched_req *a, *f, *p, *p2, *p3;
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_SYNC, 1);
+	a = W(&h, "A", 0, 4096);
+	f = FL(&h, "F");
+	p = SNAP(&h, "P sync", F_FUA);
+	p2 = SNAP(&h, "P2 sync", F_FUA);
+	p3 = SNAP(&h, "P3", 0);
+
+	ROUNDTRIP(&h, a);
+	SUBMIT(&h, f);
+	EXPECT_SYNC(&h);
+	SUBMIT(&h, p);
+	EXPECT_RUN_DSYNC(&h, p);
+	COMPLETE(&h, p, -EIO); /* its sync failed */
+	EXPECT_NONE(&h); /* R5: the batch sync overlapped it */
+	SYNC_DONE(&h, 0);
+	EXPECT_REPLY(&h, p, -EIO);
+	EXPECT_REPLY(&h, f, -EIO); /* latched: it may have lost the error */
+	assert_true(sched_failed(&h.s));
+	SUBMIT(&h, p2);
+	EXPECT_REPLY(&h, p2, -EIO);
+	SUBMIT(&h, p3); /* no sync asked: a capture still works */
+	EXPECT_RUN(&h, p3);
+	COMPLETE(&h, p3, 0);
+	EXPECT_REPLY(&h, p3, 0);
+	H_FINISH(&h);
+
+	h_init(&h, ORDER_OVERLAP, FLUSH_UNSAFE, 1);
+	p = SNAP(&h, "P sync", F_FUA);
+	SUBMIT(&h, p);
+	EXPECT_RUN_DSYNC(&h, p);
+	COMPLETE(&h, p, 0);
+	EXPECT_REPLY(&h, p, 0);
 	H_FINISH(&h);
 }
 
@@ -2210,6 +2332,10 @@ int main(void)
 		cmocka_unit_test(test_pending_counts_unreplied_requests),
 		cmocka_unit_test(test_n4_notes_for_the_counters),
 		cmocka_unit_test(test_mode_names),
+		cmocka_unit_test(
+			test_r8_snap_drains_writes_and_holds_later_ones),
+		cmocka_unit_test(test_r8_snaps_in_order_reads_never_wait),
+		cmocka_unit_test(test_r8_sync_snap_is_an_r5_op),
 		cmocka_unit_test(test_model_random),
 	};
 
