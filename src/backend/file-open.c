@@ -2,7 +2,8 @@
 /*
  * file-open.c: opening a file or block device for the file backend, and
  * what it does outside the data path: the final sync, the recorder's base
- * image and hash, close.  The I/O is in file.c.
+ * image and hash, a live snapshot's reflink and reads (F8), close.  The
+ * I/O is in file.c.
  *
  * F4. Probing decides once, at start-up:
  *     - whether O_DIRECT works (statx STATX_DIOALIGN says so; tmpfs and
@@ -294,6 +295,67 @@ int file_hash(struct backend *b, uint8_t out[32])
 	struct file_backend *f = container_of(b, struct file_backend, b);
 
 	return tracefile_sha256(f->path, out, NULL);
+}
+
+/*
+ * F8. Live snapshots (engine/snapshot.c).  The capture is a reflink of
+ * the whole file into the engine's DEST.part (FICLONE: XFS, btrfs); where
+ * the filesystem has none (or the export is a device), -EOPNOTSUPP makes
+ * the engine copy before writes, through read_sync() (pread on the
+ * export's own fd: the engine's buffer and lengths suit O_DIRECT) and
+ * next_data() (SEEK_DATA and SEEK_HOLE, so holes are never copied).
+ */
+int file_snapshot(struct backend *b, const char *dest, int fd, char *err,
+		  size_t errlen)
+{
+	struct file_backend *f = container_of(b, struct file_backend, b);
+	int e;
+
+	if (ioctl(fd, FICLONE, f->fd) == 0)
+		return 0;
+	e = errno;
+	if (e == EOPNOTSUPP || e == ENOTTY || e == EXDEV || e == EINVAL ||
+	    e == ENOSYS)
+		return -EOPNOTSUPP;
+	snprintf(err, errlen, "reflink of %s into %s.part failed: %s", f->path,
+		 dest, strerror(e));
+	return -e;
+}
+
+long file_read_sync(struct backend *b, void *buf, size_t len, uint64_t off)
+{
+	struct file_backend *f = container_of(b, struct file_backend, b);
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(f->fd, (uint8_t *)buf + done, len - done,
+				  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (long)done;
+}
+
+uint64_t file_next_data(struct backend *b, uint64_t off, uint64_t *end)
+{
+	struct file_backend *f = container_of(b, struct file_backend, b);
+	uint64_t size = b->info.size;
+	off_t d = lseek(f->fd, (off_t)off, SEEK_DATA), h;
+
+	if (d < 0) {
+		/* ENXIO: only holes from off on; else assume data. */
+		*end = size;
+		return errno == ENXIO ? size : off;
+	}
+	h = lseek(f->fd, d, SEEK_HOLE);
+	*end = h < 0 ? size : (uint64_t)h;
+	return (uint64_t)d;
 }
 
 void file_close(struct backend *b)

@@ -462,6 +462,9 @@ static const struct backend_ops file_ops = {
 	.capture = file_capture,
 	.hash = file_hash,
 	.close = file_close,
+	.snapshot = file_snapshot, /* F8 */
+	.read_sync = file_read_sync,
+	.next_data = file_next_data,
 };
 
 BACKEND_REGISTER(file_ops);

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/backend.h"
@@ -35,6 +36,10 @@ int file_final_sync(struct backend *b);
 int file_capture(struct backend *b, const char *path, bool *cheap);
 int file_hash(struct backend *b, uint8_t out[32]);
 void file_close(struct backend *b);
+int file_snapshot(struct backend *b, const char *dest, int fd, char *err,
+		  size_t errlen);
+long file_read_sync(struct backend *b, void *buf, size_t len, uint64_t off);
+uint64_t file_next_data(struct backend *b, uint64_t off, uint64_t *end);
 
 /* file.c: the I/O. */
 void file_submit(struct backend *b, struct bio *io);

@@ -174,6 +174,20 @@ static int mem_hash(struct backend *b, uint8_t out[32])
 		       : 0;
 }
 
+/* A live snapshot copies before writes (engine/snapshot.c I4). */
+static long mem_read_sync(struct backend *b, void *buf, size_t len,
+			  uint64_t off)
+{
+	struct mem_backend *m = mb_of(b);
+	uint64_t size = b->info.size;
+	size_t n = off >= size ? 0 : size - off < len ? size - off : len;
+
+	pthread_mutex_lock(&m->lock);
+	memcpy(buf, m->mem + off, n);
+	pthread_mutex_unlock(&m->lock);
+	return (long)n;
+}
+
 static void mem_close(struct backend *b)
 {
 	struct mem_backend *m = mb_of(b);
@@ -194,6 +208,7 @@ static const struct backend_ops mem_ops = {
 	.capture = mem_capture,
 	.hash = mem_hash,
 	.close = mem_close,
+	.read_sync = mem_read_sync,
 };
 
 BACKEND_REGISTER(mem_ops);

@@ -63,6 +63,12 @@
  *     effective rbd_cache and rbd_skip_partial_discard are read back, and
  *     an export whose values differ is refused with one line that says
  *     where the override is.
+ * D10. A live snapshot (engine/snapshot.c) is an RBD snapshot of the
+ *     image, made with rbd_snap_create2 while the engine holds every write
+ *     (R8): every write the engine completed is in the image, since no
+ *     cache stands between (D3).  librbd's own quiesce of the image's
+ *     watchers is skipped: the engine has drained already.  DEST is the snapshot's name (a leading
+ *     '@' is dropped), read back with `rbd export POOL/IMAGE@NAME`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -808,6 +814,53 @@ static int rbd_final_sync(struct backend *b)
 	return rbd_flush(rb_of(b)->image);
 }
 
+static int rbd_no_progress(uint64_t done, uint64_t total, void *arg)
+{
+	(void)done;
+	(void)total;
+	(void)arg;
+	return 0;
+}
+
+/* D10 */
+static int rbd_snapshot(struct backend *b, const char *dest, int fd, char *err,
+			size_t errlen)
+{
+	const char *name = dest[0] == '@' ? dest + 1 : dest;
+	int r;
+
+	(void)fd;
+	if (!*name || strchr(name, '/') || strchr(name, '@')) {
+		snprintf(err, errlen,
+			 "\"%s\" is not an RBD snapshot name (NAME or @NAME)",
+			 dest);
+		return -EINVAL;
+	}
+	/* D10: the engine has drained and holds the writes already;
+	   librbd's quiesce round trip to watchers would only add to it. */
+	r = rbd_snap_create2(rb_of(b)->image, name,
+			     RBD_SNAP_CREATE_SKIP_QUIESCE, rbd_no_progress,
+			     NULL);
+	if (r < 0)
+		snprintf(err, errlen, "rbd snap create %s@%s: %s",
+			 rb_of(b)->desc, name,
+			 r == -EEXIST ? "a snapshot has this name"
+				      : strerror(-r));
+	return r;
+}
+
+static int rbd_snapshot_remove(struct backend *b, const char *name, char *err,
+			       size_t errlen)
+{
+	int r = rbd_snap_remove(rb_of(b)->image,
+				name[0] == '@' ? name + 1 : name);
+
+	if (r < 0)
+		snprintf(err, errlen, "rbd snap rm %s@%s: %s", rb_of(b)->desc,
+			 name, strerror(-r));
+	return r;
+}
+
 /*
  * Read the whole image in COPY_CHUNK pieces and give each to fn: the
  * recorder's base copy and the trace's final hash.
@@ -904,6 +957,8 @@ static const struct backend_ops rbd_ops = {
 	.capture = rbd_capture,
 	.hash = rbd_hash,
 	.close = rbd_close_backend,
+	.snapshot = rbd_snapshot,
+	.snapshot_remove = rbd_snapshot_remove,
 };
 
 BACKEND_REGISTER(rbd_ops);

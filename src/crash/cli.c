@@ -70,6 +70,10 @@ static void usage_crash(FILE *f)
 		"the model, at\n"
 		"                        some crash point?  (A8; the unit: "
 		"--tear-unit)\n"
+		"      --at LABEL        with --is-state: only at the instant "
+		"of mark LABEL,\n"
+		"                        such as a live snapshot's \"snapshot "
+		"NAME\" (S10)\n"
 		"  -b, --base PATH       the base image (default: the path "
 		"in the trace)\n"
 		"  -w, --workdir DIR     where working images go (default: "
@@ -102,6 +106,7 @@ enum {
 	OPT_JSON,
 	OPT_STATE,
 	OPT_IS_STATE,
+	OPT_AT,
 };
 
 static const struct option long_opts[] = {
@@ -119,6 +124,7 @@ static const struct option long_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"state", required_argument, NULL, OPT_STATE},
 	{"is-state", required_argument, NULL, OPT_IS_STATE},
+	{"at", required_argument, NULL, OPT_AT},
 	{"out", required_argument, NULL, 'o'},
 	{"base", required_argument, NULL, 'b'},
 	{"workdir", required_argument, NULL, 'w'},
@@ -213,6 +219,9 @@ static int parse_opt(int ch, const char *arg, struct opts *o)
 	case OPT_IS_STATE:
 		o->is_state = arg;
 		return 0;
+	case OPT_AT:
+		o->at = arg;
+		return 0;
 	case 'o':
 		o->out = arg;
 		return 0;
@@ -251,6 +260,10 @@ static int check_args(int argc, char **argv, struct opts *o)
 	if (o->is_state && (o->check || o->state_id || o->json)) {
 		log_msg("crash: --is-state goes without --check, --state and "
 			"--json");
+		return -EINVAL;
+	}
+	if (o->at && !o->is_state) {
+		log_msg("crash: --at goes with --is-state");
 		return -EINVAL;
 	}
 	if (o->state_id && !o->out) {

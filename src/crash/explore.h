@@ -38,6 +38,7 @@
 struct opts {
 	const char *trace, *check, *base, *state_id, *out, *after, *workdir;
 	const char *is_state; /* --is-state IMG */
+	const char *at; /* --at LABEL: only the point after that mark (S10) */
 	enum crash_model model;
 	bool served, tear, garbage, json, quiet;
 	bool help; /* -h: usage on stdout, nothing else */

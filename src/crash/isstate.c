@@ -109,11 +109,12 @@ static void print_point(const struct ctx *c, uint32_t k)
 		[CRASH_AT_FUA] = "before a FUA write's reply",
 		[CRASH_AT_WRITE] = "before a write's reply",
 		[CRASH_AT_END] = "at the end of the trace",
+		[CRASH_AT_SNAPSHOT] = "at a snapshot's instant",
 	};
 
 	printf("crash point %u of %u, %s (seq %" PRIu64 ")", k,
 	       c->plan->n_points,
-	       pt->why <= CRASH_AT_END ? where[pt->why] : "?", pt->t);
+	       pt->why <= CRASH_AT_SNAPSHOT ? where[pt->why] : "?", pt->t);
 	if (pt->mark >= 0)
 		printf(", after mark \"%s\"", c->plan->marks[pt->mark].label);
 	printf(": |D(t)| = %u, |P(t)| = %u\n", pt->n_durable, pt->n_pending);
@@ -255,23 +256,50 @@ int isstate_run(struct ctx *c, struct outcome *out)
 {
 	struct oracle_result res;
 	const uint8_t *img;
+	uint64_t *per_point = NULL;
+	int64_t at = -1;
 	int r;
 
 	r = map_image(c, &img);
 	if (r < 0)
 		return r;
-	r = oracle_check(c->plan, c->base_map, img, &res, NULL);
+	if (c->o.at) { /* S10 */
+		at = crash_point_at_mark(c->plan, c->o.at);
+		per_point = calloc(c->plan->n_points, sizeof *per_point);
+		if (at < 0)
+			log_msg("--at %s: no such mark in %s", c->o.at,
+				c->o.trace);
+		if (at < 0 || !per_point) {
+			r = at < 0 ? -ENOENT : -ENOMEM;
+			goto out;
+		}
+	}
+	r = oracle_check(c->plan, c->base_map, img, &res, per_point);
 	if (r == -ENOTSUP)
 		log_msg("--is-state: under model %s, D(t) shrinks between "
 			"crash points; the oracle cannot answer",
 			crash_model_name(c->o.model));
 	else if (r < 0)
 		log_msg("--is-state: %s", strerror(-r));
-	if (!r && res.member)
+	if (!r && at >= 0 && res.member && per_point[at]) {
+		/* S10: a state, but not of that instant. */
+		printf("%s: a crash state of %s, but NOT at mark \"%s\" "
+		       "(crash point %" PRId64 "): %" PRIu64
+		       " units differ from every state of that instant; ",
+		       c->o.is_state, c->o.trace, c->o.at, at, per_point[at]);
+		print_point(c, res.point);
+		res.member = false;
+	} else if (!r && at >= 0 && res.member) {
+		res.point = (uint32_t)at;
 		r = report_member(c, img, &res);
-	else if (!r)
+	} else if (!r && res.member) {
+		r = report_member(c, img, &res);
+	} else if (!r) {
 		report_refused(c, img, &res);
+	}
 	out->failed = !r && !res.member;
+out:
+	free(per_point);
 	if (img)
 		munmap((void *)img, c->size);
 	return r;

@@ -192,7 +192,9 @@ struct backend_ops {
 	/* Optional: per-worker setup, on that worker's thread (B1). */
 	int (*attach)(struct backend *b, struct queue *q);
 
-	/* Blocking, from the main thread once every worker has stopped. */
+	/* Blocking, from a thread that is not a worker: the main thread
+	   once every worker has stopped, or a snapshot --sync inside its
+	   R8 capture (where R5 counts it as a sync op). */
 	int (*final_sync)(struct backend *b);
 	/* The recorder's base image: a copy at path (K5).  *cheap says
 	   whether it shares blocks (a reflink). */
@@ -200,6 +202,34 @@ struct backend_ops {
 	/* SHA-256 of the whole contents (the trace's END). */
 	int (*hash)(struct backend *b, uint8_t out[32]);
 	void (*close)(struct backend *b);
+
+	/*
+	 * Live snapshots (engine/snapshot.c, I1-I9), all optional and
+	 * blocking, called from a thread that is not a worker.
+	 *
+	 * snapshot(): an instant copy of the whole contents, taken while
+	 * every write is drained and held (R8): for a backend with
+	 * read_sync, a reflink into fd (DEST.part, which the engine then
+	 * renames to DEST); otherwise fd is -1 and dest names what to make
+	 * (an RBD snapshot).  -EOPNOTSUPP when there is no such copy here (no
+	 * reflink on this filesystem): the engine then copies before writes,
+	 * with read_sync().  Other errors with one line in err.
+	 */
+	int (*snapshot)(struct backend *b, const char *dest, int fd, char *err,
+			size_t errlen);
+	/* Read [off, off + len) into buf (4096-aligned; len a multiple of
+	   4096): bytes read, short only at the end, or -errno.  A backend
+	   with read_sync takes snapshots to files (dest a path). */
+	long (*read_sync)(struct backend *b, void *buf, size_t len,
+			  uint64_t off);
+	/* The first offset at or after off that may hold data (the size if
+	   none), and in *end where that data ends: the snapshot's copy skips
+	   holes. */
+	uint64_t (*next_data)(struct backend *b, uint64_t off, uint64_t *end);
+	/* Remove snapshot name made by snapshot() with fd -1 (an RBD
+	   snapshot), for --snapshot-keep.  0 or -errno with err. */
+	int (*snapshot_remove)(struct backend *b, const char *name, char *err,
+			       size_t errlen);
 };
 
 struct backend {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/dirty.h"
 #include "engine/export.h"
 #include "engine/queue.h"
 #include "engine/request.h"
@@ -380,6 +381,8 @@ void conn_maybe_close(struct conn *c)
 	if (log_verbose)
 		log_msg("conn %u: closed", c->id);
 	stats_conn_close(&c->st); /* N3 */
+	if (c->dirty_map) /* H10 in serve/handshake.c */
+		dirty_put(c->exp->dirty, c->dirty_map);
 	/* Free the slot first: the client may reconnect on EOF. */
 	atomic_fetch_sub(&srv->n_conns, 1);
 	close(c->fd);
@@ -399,6 +402,8 @@ void conn_start(struct queue *q, const struct pending_conn *p)
 	if (!c || !(c->rxbuf = malloc(RXBUF_SIZE))) {
 		log_msg("out of memory for a new connection");
 		free(c);
+		if (p->params.meta_dirty) /* H10 in serve/handshake.c */
+			dirty_put(exp->dirty, p->params.meta_dirty);
 		close(p->fd);
 		atomic_fetch_sub(&q->srv->n_conns, 1);
 		server_release(q->srv);
@@ -415,8 +420,11 @@ void conn_start(struct queue *q, const struct pending_conn *p)
 		.max_payload = exp->max_payload,
 		.structured = p->params.structured,
 		.meta_alloc = p->params.meta_alloc,
+		.meta_dirty = p->params.meta_dirty != NULL,
 	};
 	c->meta_id = p->params.meta_alloc_id;
+	c->dirty_map = p->params.meta_dirty; /* now the connection's (H10) */
+	c->dirty_id = p->params.meta_dirty_id;
 	c->recv_cb.fn = on_recv;
 	c->send_cb.fn = on_send;
 	list_init(&c->txq);

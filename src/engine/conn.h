@@ -18,6 +18,7 @@
 #include "nbd/proto.h"
 #include "util/list.h"
 
+struct dirty_map;
 struct export;
 struct pending_conn;
 struct queue;
@@ -52,7 +53,10 @@ struct conn {
 	unsigned int id;
 	struct export *exp;
 	struct proto_view view;
-	uint32_t meta_id;
+	uint32_t meta_id; /* base:allocation's context id */
+	struct dirty_map *dirty_map; /* the checkpoint selected, held (H10 in
+					serve/handshake.c), or NULL */
+	uint32_t dirty_id; /* its context id */
 	enum conn_state state;
 
 	/* Receive side. */

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dirty.h"
 #include "engine/inject.h"
 #include "engine/queue.h"
 #include "engine/recorder.h"
 #include "engine/request.h"
+#include "engine/snapshot.h"
 #include "engine/stats.h"
 #include "nbd/nbd.h"
 #include "util/log.h"
@@ -58,7 +60,9 @@ int export_create(const char *name, struct backend *b, enum order_mode order,
 	exp->sync = calloc(1, sizeof *exp->sync);
 	exp->name = strdup(name);
 	exp->description = strdup(in->description ? in->description : "");
-	if (!exp->sync || !exp->name || !exp->description) {
+	exp->snap = snapshot_new(exp);
+	if (!exp->sync || !exp->name || !exp->description || !exp->snap) {
+		snapshot_free(exp->snap);
 		free(exp->sync);
 		free(exp->name);
 		free(exp->description);
@@ -187,6 +191,8 @@ int export_finish(struct export *exp, bool *latched)
 
 void export_close(struct export *exp)
 {
+	snapshot_free(exp->snap); /* I8: before the backend goes */
+	dirty_set_free(exp->dirty); /* a failed start: nothing to save */
 	exp->b->ops->close(exp->b);
 	pthread_mutex_destroy(&exp->lock);
 	free(exp->stats);

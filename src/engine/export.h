@@ -20,6 +20,8 @@
 #include "engine/sched.h"
 
 struct recorder;
+struct dirty_set;
+struct snapshot;
 struct stats_block;
 
 struct export
@@ -43,6 +45,13 @@ struct export
 	struct stats_block *stats;
 
 	struct recorder *rec; /* --record, or NULL */
+
+	/* The checkpoints (engine/dirty.h); NULL for a read-only export.
+	   Writes mark them under lock (W1). */
+	struct dirty_set *dirty;
+
+	/* A live snapshot in progress (engine/snapshot.h), or NULL. */
+	struct snapshot *snap;
 
 	/* The one batch sync in flight (R1), ready before it is needed so
 	   that a sync never fails for want of memory (E5). */

@@ -53,7 +53,23 @@ struct queue {
 	struct list_node dirty; /* struct conn with replies to send */
 	struct list_node closeq; /* struct conn that may have finished */
 	struct list_node syncq; /* export syncs to start after sends (E8) */
+	struct list_node calls; /* struct queue_call from other threads
+				   (E9), under lock */
 };
+
+/*
+ * E9. A call from a thread that is not a worker (the snapshot code,
+ * engine/snapshot.c): fn runs on q's thread, in its loop, like a
+ * completion.  queue_call() refuses (-ESHUTDOWN) once q was told to stop,
+ * so an accepted call always runs; a caller that needs a second call
+ * later holds q (queue_hold) in the first, and makes the second with
+ * force, which is never refused.
+ */
+struct queue_call {
+	struct list_node node;
+	void (*fn)(struct queue *q, struct queue_call *c);
+};
+int queue_call(struct queue *q, struct queue_call *c, bool force);
 
 /*
  * E7: a bio or sync was started when q->dones was before; if it (or

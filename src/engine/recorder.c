@@ -341,7 +341,7 @@ void recorder_sync_end(struct recorder *rec, int res)
 	pthread_mutex_unlock(&rec->lock);
 }
 
-void recorder_mark(struct recorder *rec, const char *label)
+static void mark(struct recorder *rec, const char *label, bool wait)
 {
 	struct trace_rec r = {.type = TRACE_MARK};
 	size_t len = strnlen(label, TRACE_MARK_MAX);
@@ -352,8 +352,19 @@ void recorder_mark(struct recorder *rec, const char *label)
 	append(rec, &r);
 	rec->tot.n_marks++;
 	/* A mark is what a harness waits for: make it reach the file. */
-	drain(rec);
+	if (wait)
+		drain(rec);
 	pthread_mutex_unlock(&rec->lock);
+}
+
+void recorder_mark(struct recorder *rec, const char *label)
+{
+	mark(rec, label, true);
+}
+
+void recorder_snapshot(struct recorder *rec, const char *label)
+{
+	mark(rec, label, false);
 }
 
 /* ------------------------------------------------------------------ */

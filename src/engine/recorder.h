@@ -60,6 +60,12 @@ void recorder_sync_end(struct recorder *rec, int res);
  */
 void recorder_mark(struct recorder *rec, const char *label);
 
+/*
+ * The mark of a snapshot's instant P (engine/snapshot.c I1): appended
+ * under the export's lock, so it is not drained to the file at once.
+ */
+void recorder_snapshot(struct recorder *rec, const char *label);
+
 /* Write the END record (totals, final image hash), flush, close. */
 int recorder_close(struct recorder *rec);
 

@@ -20,6 +20,16 @@
  *     bio_done) reports through sched_complete, which latches on error
  *     (R5); one that fails before any such step (bio_fail) goes through
  *     sched_fail: that request is answered and nothing latches.
+ * E10. BLOCK_STATUS answers one chunk per context the connection selected
+ *     (P1 in nbd/proto.c): base:allocation from the backend's extents
+ *     (BIO_EXTENTS), a checkpoint's qemu:dirty-bitmap from its map in
+ *     memory (dirty_extents), each rounded to the minimum block size (P2),
+ *     the map read when the request RUNs, so every write received before
+ *     it has been marked (engine/dirty.h).  With the dirty bitmap alone
+ *     the backend is not called: the request completes at once, and
+ *     fault injection (--inject, which stands for the backend's I/O) does
+ *     not apply to it.  A failure of either context is one error for the
+ *     request.
  */
 #include "engine/request.h"
 
@@ -28,10 +38,12 @@
 #include <string.h>
 
 #include "engine/conn.h"
+#include "engine/dirty.h"
 #include "engine/export.h"
 #include "engine/inject.h"
 #include "engine/queue.h"
 #include "engine/recorder.h"
+#include "engine/snapshot.h"
 #include "engine/stats.h"
 #include "engine/tsan.h"
 #include "nbd/nbd.h"
@@ -45,6 +57,9 @@
 #define SPREAD_MIN (64 * 1024)
 #define MAX_EXTENTS 1024 /* BLOCK_STATUS descriptors per reply */
 #define REQ_ONE_RAW 16 /* raw extents looked at for REQ_ONE (P2) */
+/* E10: the longest dirty run asked for: a multiple of any granularity
+   that fits an NBD descriptor's 32-bit length. */
+#define DIRTY_MAX_RUN ((uint64_t)1 << 31)
 #define KEEP_REQS 64 /* spare requests a connection keeps */
 
 /* ---------------------------------------------------------------- */
@@ -178,8 +193,13 @@ void engine_events(struct queue *q, struct sched_out *o, struct export *exp)
 	struct sched_req *s;
 
 	while ((s = sched_out_pop(o))) {
-		struct req *r = container_of(s, struct req, s);
-		struct queue *to = event_target(r);
+		struct req *r;
+		struct queue *to;
+
+		if (unlikely(snapshot_event(exp, s))) /* R8, I2 */
+			continue;
+		r = container_of(s, struct req, s);
+		to = event_target(r);
 
 		if (to == q)
 			queue_run(q, r);
@@ -237,6 +257,14 @@ void req_dispatch(struct req *r)
 	if (unlikely(exp->rec)) {
 		recorder_recv(exp->rec, c->id, &r->nr, r->io.data);
 		r->recorded = true;
+	}
+	if (r->s.kind == SCHED_WRITE) {
+		/* W1: a checkpoint made under the lock splits the writes
+		   exactly; I2: what a snapshot's capture holds. */
+		if (unlikely(exp->dirty && dirty_set_active(exp->dirty)))
+			dirty_mark(exp->dirty, r->nr.offset, r->nr.length);
+		if (unlikely(snapshot_holding(exp->snap)))
+			snapshot_note_held(exp->snap);
 	}
 	sched_submit(&exp->sched, &r->s, &o);
 	pthread_mutex_unlock(&exp->lock);
@@ -298,6 +326,8 @@ static void submit(struct req *r)
 			return;
 		}
 	}
+	if (r->s.kind == SCHED_WRITE) /* I4: a snapshot's old blocks */
+		snapshot_before_write(exp->snap, r->nr.offset, r->nr.length);
 	exp->b->ops->submit(exp->b, &r->io);
 	/* E7: r may be gone; did its bio complete inline? */
 	queue_count_inline(q, before);
@@ -323,6 +353,10 @@ static enum inject_op inject_op_of(uint8_t op)
 static void start_io(struct queue *q, struct req *r)
 {
 	bio_setup(r, q);
+	if (r->io.op == BIO_EXTENTS && !r->conn->view.meta_alloc) {
+		bio_done(&r->io, 0); /* E10: the dirty bitmap alone */
+		return;
+	}
 	if (unlikely(inject_enabled)) {
 		unsigned int delay;
 		int err;
@@ -342,35 +376,96 @@ static void start_io(struct queue *q, struct req *r)
 	submit(r);
 }
 
-/* BLOCK_STATUS: the backend's extents, rounded (P2) and encoded. */
+/*
+ * E10: the chunk of the dirty bitmap: the map's runs over the request,
+ * rounded (P2) into out (at most max).  How many; 0 only on a bug.  raw
+ * and dx hold n_raw extents each.
+ */
+static uint32_t dirty_chunk(const struct req *r, struct proto_extent *raw,
+			    struct dirty_extent *dx, uint32_t n_raw,
+			    struct proto_extent *out, uint32_t max)
+{
+	const struct conn *c = r->conn;
+	const struct export *exp = c->exp;
+	uint32_t i, n;
+
+	n = dirty_extents(exp->dirty, c->dirty_map, r->nr.offset, r->nr.length,
+			  DIRTY_MAX_RUN, dx, n_raw);
+	for (i = 0; i < n; i++) {
+		raw[i].len = dx[i].len;
+		raw[i].flags = dx[i].dirty ? NBD_STATE_DIRTY : 0;
+	}
+	return proto_align_dirty(raw, n, r->nr.offset,
+				 r->nr.offset + r->nr.length, exp->min_block,
+				 out, max);
+}
+
+/*
+ * BLOCK_STATUS (E10): a chunk per selected context, base:allocation from
+ * the backend's extents, then the dirty bitmap, each rounded (P2); encoded
+ * into r->ext, after the first chunk's header (P1).  0, -ENOMEM, or -EIO
+ * for a context that gave no extent.
+ */
 static int encode_extents(struct req *r)
 {
-	const struct export *exp = r->conn->exp;
-	uint32_t i, n,
-		max = (r->nr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : MAX_EXTENTS;
+	const struct conn *c = r->conn;
+	const struct export *exp = c->exp;
+	bool one = r->nr.flags & NBD_CMD_FLAG_REQ_ONE;
+	uint32_t max = one ? 1 : MAX_EXTENTS;
+	uint32_t n_dirty = one ? REQ_ONE_RAW : MAX_EXTENTS;
+	const struct proto_extent *ext[PROTO_STATUS_CHUNKS];
 	struct proto_extent *raw, *out;
+	struct dirty_extent *dx = NULL;
+	uint32_t i, n, k = 0, total = 0;
+	size_t n_raw = c->view.meta_alloc ? r->io.n_ext : 0;
+	int ret = -ENOMEM;
 
-	raw = calloc((size_t)r->io.n_ext + max, sizeof *raw);
-	r->ext = malloc((size_t)max * 8);
-	if (!raw || !r->ext) {
-		free(raw);
+	if (c->dirty_map && n_raw < n_dirty)
+		n_raw = n_dirty;
+	raw = calloc(n_raw + (size_t)PROTO_STATUS_CHUNKS * max, sizeof *raw);
+	if (!raw)
 		return -ENOMEM;
+	out = raw + n_raw;
+	if (c->dirty_map && !(dx = calloc(n_dirty, sizeof *dx)))
+		goto out_free;
+	if (c->view.meta_alloc) {
+		for (i = 0; i < r->io.n_ext; i++) {
+			raw[i].len = r->io.ext[i].len;
+			raw[i].flags = r->io.ext[i].hole
+					       ? NBD_STATE_HOLE | NBD_STATE_ZERO
+					       : 0;
+		}
+		n = proto_align_extents(raw, r->io.n_ext, r->nr.offset,
+					r->nr.offset + r->nr.length,
+					exp->min_block, out, max);
+		r->st[k] = (struct proto_status_chunk){c->meta_id, n};
+		ext[k++] = out;
+		total += n;
 	}
-	out = raw + r->io.n_ext;
-	for (i = 0; i < r->io.n_ext; i++) {
-		raw[i].len = r->io.ext[i].len;
-		raw[i].flags =
-			r->io.ext[i].hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0;
+	if (c->dirty_map) {
+		n = dirty_chunk(r, raw, dx, n_dirty, out + max, max);
+		r->st[k] = (struct proto_status_chunk){c->dirty_id, n};
+		ext[k++] = out + max;
+		total += n;
 	}
-	n = proto_align_extents(raw, r->io.n_ext, r->nr.offset,
-				r->nr.offset + r->nr.length, exp->min_block,
-				out, max);
-	for (i = 0; i < n; i++)
-		proto_encode_extent(r->ext + i * 8, (uint32_t)out[i].len,
-				    out[i].flags);
-	r->ext_len = (size_t)n * 8;
+	ret = -EIO; /* E10: no context (never valid), or one without extents */
+	if (!k)
+		goto out_free;
+	for (i = 0; i < k; i++)
+		if (!r->st[i].n_extents)
+			goto out_free;
+	ret = -ENOMEM;
+	r->ext = malloc(proto_status_payload_size(total, k));
+	if (!r->ext)
+		goto out_free;
+	r->n_st = (uint8_t)k;
+	r->ext_len = proto_encode_status_payload(r->ext, r->nr.cookie, r->st,
+						 ext, k);
+	ret = 0;
+out_free:
+	free(dx);
 	free(raw);
-	return 0;
+	return ret;
 }
 
 /* The bio no longer counts against its queue's idleness (E7). */
@@ -476,8 +571,7 @@ static void queue_reply(struct req *r)
 	r->hdr_len = (uint8_t)proto_encode_reply(
 		r->hdr, &r->nr,
 		proto_nbd_error(status, r->nr.flags & NBD_CMD_FLAG_FAST_ZERO),
-		c->view.structured, c->meta_id, (uint32_t)(r->ext_len / 8),
-		&pay);
+		c->view.structured, r->st, r->n_st, &pay);
 	r->payload = (uint8_t)pay;
 	conn_push_reply(c, r);
 }

@@ -40,8 +40,10 @@ struct req {
 	uint8_t hdr[PROTO_REPLY_HDR_MAX]; /* reply header */
 	uint8_t hdr_len;
 	uint8_t payload; /* enum proto_payload after the header */
-	uint8_t *ext; /* BLOCK_STATUS: descriptors, encoded */
+	uint8_t *ext; /* BLOCK_STATUS: the reply after its header (P1) */
 	size_t ext_len;
+	struct proto_status_chunk st[PROTO_STATUS_CHUNKS]; /* its chunks */
+	uint8_t n_st;
 	struct ring_cb delay_cb; /* an injected delay expired */
 	struct __kernel_timespec ts;
 };

@@ -19,6 +19,8 @@
 
 #include <string.h>
 
+#include "engine/dirty.h"
+
 struct export *server_find_export(struct server *srv, const char *name,
 				  size_t len)
 {
@@ -71,4 +73,11 @@ bool server_stopping(struct server *srv)
 unsigned int server_admitted(struct server *srv)
 {
 	return atomic_load(&srv->n_admitted);
+}
+
+void server_params_put(struct conn_params *p)
+{
+	if (p->meta_dirty) /* H10 in serve/handshake.c */
+		dirty_put(p->exp->dirty, p->meta_dirty);
+	p->meta_dirty = NULL;
 }

@@ -14,6 +14,7 @@
 #include "engine/stats.h"
 
 struct tls_ctx; /* serve/tls.h: the engine only carries it */
+struct dirty_map; /* engine/dirty.h */
 
 /* What a connection negotiated that transmission needs (the handshake
    fills it in serve/). */
@@ -22,6 +23,11 @@ struct conn_params {
 	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
 	bool meta_alloc; /* base:allocation was selected for exp */
 	uint32_t meta_alloc_id; /* its context id */
+	/* The checkpoint whose qemu:dirty-bitmap:NAME was selected for exp,
+	   or NULL: a reference (dirty_get), which the connection owns and
+	   lets go with dirty_put() (H10 in serve/handshake.c). */
+	struct dirty_map *meta_dirty;
+	uint32_t meta_dirty_id; /* its context id */
 	uint16_t tflags; /* transmission flags sent to the client */
 	char peer[STATS_PEER_MAX]; /* who it is, for the counters: "ADDR:PORT"
 				      or "unix pid N uid N" (serve/listen.c) */
@@ -71,5 +77,11 @@ bool server_stopping(struct server *srv);
 
 /* Connections admitted and not yet released. */
 unsigned int server_admitted(struct server *srv);
+
+/*
+ * Let go of what p holds (its checkpoint, H10 in serve/handshake.c):
+ * when its connection closes, or will never be served.  Idempotent.
+ */
+void server_params_put(struct conn_params *p);
 
 #endif /* LOOPD_SERVER_H */

@@ -37,6 +37,8 @@
  * E8. A sync the scheduler asks for starts after the worker has submitted
  *     the replies it has ready: a sync may run inline (F7) and block the
  *     worker, and no reply waits for a sync it does not need.
+ * E9. Calls from other threads (queue.h): a list under q->lock and the
+ *     eventfd, like new connections; never on the data path.
  *
  * Rings are created with SINGLE_ISSUER and DEFER_TASKRUN and enabled by
  * their own thread: completions run when the worker asks for them, with no
@@ -269,17 +271,36 @@ static void shut_rd(struct conn *c)
 	shutdown(c->fd, SHUT_RD); /* pending receives return 0 */
 }
 
+static void wake(struct queue *q);
+
+/* E9: any thread. */
+int queue_call(struct queue *q, struct queue_call *c, bool force)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->stop && !force) {
+		pthread_mutex_unlock(&q->lock);
+		return -ESHUTDOWN;
+	}
+	list_add_tail(&q->calls, &c->node);
+	pthread_mutex_unlock(&q->lock);
+	wake(q);
+	return 0;
+}
+
 static void on_evfd(struct queue *q)
 {
-	struct list_node incoming, *n;
+	struct list_node incoming, calls, *n;
 	bool stop, force;
 
 	if (read(q->evfd, &q->evbuf, sizeof q->evbuf) < 0 && errno != EAGAIN)
 		log_msg("worker %u: eventfd: %s", q->idx, strerror(errno));
 	list_init(&incoming);
+	list_init(&calls);
 	pthread_mutex_lock(&q->lock);
 	while ((n = list_pop(&q->incoming)))
 		list_add_tail(&incoming, n);
+	while ((n = list_pop(&q->calls)))
+		list_add_tail(&calls, n);
 	stop = q->stop;
 	force = q->force;
 	pthread_mutex_unlock(&q->lock);
@@ -288,6 +309,7 @@ static void on_evfd(struct queue *q)
 			list_entry(n, struct pending_conn, node);
 
 		if (stop) { /* admitted before the stop, never served */
+			server_params_put(&p->params); /* H10 */
 			close(p->fd);
 			atomic_fetch_sub(&q->srv->n_conns, 1);
 			server_release(q->srv);
@@ -295,6 +317,11 @@ static void on_evfd(struct queue *q)
 			conn_start(q, p);
 		}
 		free(p);
+	}
+	while ((n = list_pop(&calls))) { /* E9 */
+		struct queue_call *c = list_entry(n, struct queue_call, node);
+
+		c->fn(q, c);
 	}
 	if (stop && !q->stopping) {
 		q->stopping = true;
@@ -462,6 +489,7 @@ static int queue_init(struct queue *q, unsigned int idx, struct server *srv)
 	list_init(&q->dirty);
 	list_init(&q->closeq);
 	list_init(&q->syncq);
+	list_init(&q->calls);
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
 		  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
 		  IORING_SETUP_TASKRUN_FLAG; /* E7 */
@@ -514,6 +542,9 @@ void workers_add_conn(int fd, const struct conn_params *params, bool tcp)
 	struct pending_conn *p = calloc(1, sizeof *p);
 
 	if (!p) {
+		struct conn_params lost = *params;
+
+		server_params_put(&lost); /* H10 */
 		close(fd);
 		atomic_fetch_sub(&q->srv->n_conns, 1);
 		server_release(q->srv);

@@ -110,6 +110,9 @@
 #define NBD_STATE_HOLE (1u << 0)
 #define NBD_STATE_ZERO (1u << 1)
 
+/* qemu:dirty-bitmap:NAME flags (qemu's docs/interop/nbd.txt). */
+#define NBD_STATE_DIRTY (1u << 0)
+
 /* NBD error codes (the only values that may go on the wire). */
 #define NBD_EPERM 1
 #define NBD_EIO 5

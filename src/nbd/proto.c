@@ -164,7 +164,7 @@ static int check_flags(const struct nbd_request *req, const struct cmd_rule *r,
  *   c. WRITE/TRIM/WRITE_ZEROES on a read-only export    EPERM
  *   d. TRIM/WRITE_ZEROES/FLUSH not advertised           EINVAL
  *   e. FLUSH/DISC with offset or length                 EINVAL
- *   f. BLOCK_STATUS without context, or length 0        EINVAL
+ *   f. BLOCK_STATUS without any context, or length 0    EINVAL
  *   g. READ/WRITE longer than max_payload               EINVAL
  *   h. offset + length overflows                        EINVAL
  *   i. past the end                 ENOSPC (WRITE/WRITE_ZEROES), EINVAL
@@ -199,7 +199,7 @@ int proto_validate_request(const struct nbd_request *req,
 		return -EINVAL;
 
 	if (req->type == NBD_CMD_BLOCK_STATUS) {
-		if (!v->structured || !v->meta_alloc)
+		if (!v->structured || !(v->meta_alloc || v->meta_dirty))
 			return -EINVAL;
 		/* Zero length cannot be answered with >= 1 descriptor. */
 		if (!req->length)
@@ -574,12 +574,16 @@ size_t proto_encode_rep_server(void *buf, const char *name, const char *desc)
 /*
  * P1: structured READs answer with one OFFSET_DATA chunk (an empty NONE
  * chunk for a zero-length READ) or an ERROR chunk; BLOCK_STATUS with one
- * BLOCK_STATUS chunk or an ERROR chunk; everything else, and READ without
- * structured replies, with a simple reply.
+ * BLOCK_STATUS chunk per selected context, in the order of st, only the
+ * last with DONE (the others' headers are in the payload,
+ * proto_encode_status_payload), or with one ERROR chunk for them all;
+ * everything else, and READ without structured replies, with a simple
+ * reply.
  */
 size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
-			  uint32_t nbd_error, bool structured, uint32_t meta_id,
-			  uint32_t n_extents, enum proto_payload *payload)
+			  uint32_t nbd_error, bool structured,
+			  const struct proto_status_chunk *st, uint32_t n_st,
+			  enum proto_payload *payload)
 {
 	bool ok = nbd_error == 0;
 
@@ -592,8 +596,8 @@ size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
 		if (req->type == NBD_CMD_BLOCK_STATUS) {
 			*payload = PROTO_PAYLOAD_EXTENTS;
 			return proto_encode_block_status(
-				hdr, NBD_REPLY_FLAG_DONE, req->cookie, meta_id,
-				n_extents);
+				hdr, n_st > 1 ? 0 : NBD_REPLY_FLAG_DONE,
+				req->cookie, st[0].id, st[0].n_extents);
 		}
 		if (req->length == 0)
 			return proto_encode_chunk(hdr, NBD_REPLY_FLAG_DONE,
@@ -609,17 +613,42 @@ size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
 	return proto_encode_simple_reply(hdr, req->cookie, nbd_error);
 }
 
+size_t proto_encode_status_payload(void *buf, uint64_t cookie,
+				   const struct proto_status_chunk *st,
+				   const struct proto_extent *const *ext,
+				   uint32_t n_st)
+{
+	uint8_t *b = buf;
+	size_t pos = 0;
+	uint32_t i, j;
+
+	for (i = 0; i < n_st; i++) {
+		if (i > 0) /* P1: the first chunk's header is the reply's */
+			pos += proto_encode_block_status(
+				b + pos,
+				i + 1 == n_st ? NBD_REPLY_FLAG_DONE : 0, cookie,
+				st[i].id, st[i].n_extents);
+		for (j = 0; j < st[i].n_extents; j++)
+			pos += proto_encode_extent(b + pos,
+						   (uint32_t)ext[i][j].len,
+						   ext[i][j].flags);
+	}
+	return pos;
+}
+
 /*
  * P2: walk the raw extents; at each boundary inside the request that is
- * not on a block, a hole that would still hold a whole block ends at the
- * block below, and anything else becomes data up to the block above.  So
- * a hole is never reported where data may be.  Where the raw extents stop
- * before end, the last boundary is treated the same way (data beyond is
- * the safe guess).
+ * not on a block, an extent in any state but safe that would still hold a
+ * whole block ends at the block below, and anything else becomes safe up
+ * to the block above.  safe is the state that may always be reported:
+ * data (0) for base:allocation, so a hole is never reported where data may
+ * be; dirty for a dirty bitmap, so a change is never reported clean.
+ * Where the raw extents stop before end, the last boundary is treated the
+ * same way (safe beyond is the safe guess).
  */
-uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
-			     uint64_t off, uint64_t end, uint32_t min_block,
-			     struct proto_extent *out, uint32_t max)
+static uint32_t align(const struct proto_extent *in, uint32_t n_in,
+		      uint64_t off, uint64_t end, uint32_t min_block,
+		      uint32_t safe, struct proto_extent *out, uint32_t max)
 {
 	uint64_t pos = off, raw_end = off, b = min_block ? min_block : 1;
 	uint32_t i = 0, n = 0;
@@ -640,10 +669,10 @@ uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
 		if (stop < end && stop % b) {
 			uint64_t down = stop / b * b;
 
-			if (flags && down > pos) {
+			if (flags != safe && down > pos) {
 				stop = down;
 			} else {
-				flags = 0;
+				flags = safe;
 				stop = down + b < end ? down + b : end;
 			}
 		}
@@ -652,4 +681,18 @@ uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
 		pos = stop;
 	}
 	return n;
+}
+
+uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
+			     uint64_t off, uint64_t end, uint32_t min_block,
+			     struct proto_extent *out, uint32_t max)
+{
+	return align(in, n_in, off, end, min_block, 0, out, max);
+}
+
+uint32_t proto_align_dirty(const struct proto_extent *in, uint32_t n_in,
+			   uint64_t off, uint64_t end, uint32_t min_block,
+			   struct proto_extent *out, uint32_t max)
+{
+	return align(in, n_in, off, end, min_block, NBD_STATE_DIRTY, out, max);
 }

@@ -39,6 +39,7 @@ struct proto_view {
 	uint32_t max_payload; /* largest READ/WRITE payload accepted */
 	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
 	bool meta_alloc; /* base:allocation was selected */
+	bool meta_dirty; /* a qemu:dirty-bitmap:NAME context was selected */
 };
 
 /* Size of a request header on the wire. */
@@ -60,7 +61,8 @@ int proto_decode_request(const void *buf, struct nbd_request *req);
  *             FLUSH or DISC with non-zero offset/length; offset+length
  *             overflow; READ/CACHE/BLOCK_STATUS/TRIM beyond the export;
  *             BLOCK_STATUS without structured replies or without a
- *             selected meta context; READ/WRITE longer than max_payload.
+ *             selected meta context (base:allocation or a dirty
+ *             bitmap); READ/WRITE longer than max_payload.
  *   -ENOSPC   WRITE or WRITE_ZEROES beyond the end of the export.
  *   -EPERM    WRITE, TRIM or WRITE_ZEROES on a read-only export.
  * Unaligned requests (to min_block) are NOT rejected: loopd serves them
@@ -100,7 +102,10 @@ bool proto_cmd_is_write(uint16_t type);
  * The reply to a request (P1, proto.c): which header, and what follows it.
  * Encodes the header into hdr (PROTO_REPLY_HDR_MAX bytes) and returns its
  * length; *payload says what the caller sends after it: the READ's data,
- * the BLOCK_STATUS descriptors (n_extents of them), or nothing.
+ * the rest of a BLOCK_STATUS reply (proto_encode_status_payload), or
+ * nothing.  A successful BLOCK_STATUS is one chunk per selected context:
+ * st[0..n_st) gives each chunk's context id and number of descriptors,
+ * in the order sent (st is not read for other replies).
  */
 enum proto_payload {
 	PROTO_PAYLOAD_NONE,
@@ -108,9 +113,18 @@ enum proto_payload {
 	PROTO_PAYLOAD_EXTENTS,
 };
 #define PROTO_REPLY_HDR_MAX 32
+#define PROTO_STATUS_CHUNKS 2 /* contexts one connection may select */
+
+/* One BLOCK_STATUS chunk of a reply: a context and its descriptors. */
+struct proto_status_chunk {
+	uint32_t id; /* the context's id (SET_META_CONTEXT) */
+	uint32_t n_extents; /* descriptors, at least 1 */
+};
+
 size_t proto_encode_reply(void *hdr, const struct nbd_request *req,
-			  uint32_t nbd_error, bool structured, uint32_t meta_id,
-			  uint32_t n_extents, enum proto_payload *payload);
+			  uint32_t nbd_error, bool structured,
+			  const struct proto_status_chunk *st, uint32_t n_st,
+			  enum proto_payload *payload);
 
 /*
  * One extent of block status: its length and NBD_STATE_* flags.  Raw
@@ -132,6 +146,32 @@ struct proto_extent {
 uint32_t proto_align_extents(const struct proto_extent *in, uint32_t n_in,
 			     uint64_t off, uint64_t end, uint32_t min_block,
 			     struct proto_extent *out, uint32_t max);
+
+/*
+ * P2 for a dirty bitmap, whose flags are NBD_STATE_DIRTY or 0: the other
+ * way round, clean shrinks to whole blocks and dirty grows, so a change
+ * is never reported clean.
+ */
+uint32_t proto_align_dirty(const struct proto_extent *in, uint32_t n_in,
+			   uint64_t off, uint64_t end, uint32_t min_block,
+			   struct proto_extent *out, uint32_t max);
+
+/*
+ * P1: what follows the header of a successful BLOCK_STATUS reply: the
+ * descriptors of st[0] (ext[0]), then for each later chunk its header
+ * (24 bytes, DONE on the last one only) and its descriptors.  Every
+ * extent's len must fit in 32 bits.  buf holds
+ * proto_status_payload_size(total descriptors, n_st) bytes; returns the
+ * bytes written.
+ */
+static inline size_t proto_status_payload_size(uint32_t n_ext, uint32_t n_st)
+{
+	return 8 * (size_t)n_ext + 24 * ((size_t)n_st - 1);
+}
+size_t proto_encode_status_payload(void *buf, uint64_t cookie,
+				   const struct proto_status_chunk *st,
+				   const struct proto_extent *const *ext,
+				   uint32_t n_st);
 
 /* --- Reply encoders (transmission phase) --- */
 

@@ -7,6 +7,7 @@
  */
 #include "serve/config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,12 @@ enum {
 	OPT_STATSFILE,
 	OPT_STATSINTERVAL,
 	OPT_STATSFORMAT,
+	OPT_SNAPEVERY,
+	OPT_SNAPDIR,
+	OPT_SNAPKEEP,
+	OPT_SNAPSYNC,
+	OPT_CKPTGRAN,
+	OPT_CKPTDIR,
 };
 
 static const struct option opts[] = {
@@ -82,6 +89,12 @@ static const struct option opts[] = {
 	{"stats-file", required_argument, NULL, OPT_STATSFILE},
 	{"stats-interval", required_argument, NULL, OPT_STATSINTERVAL},
 	{"stats-format", required_argument, NULL, OPT_STATSFORMAT},
+	{"snapshot-every", required_argument, NULL, OPT_SNAPEVERY},
+	{"snapshot-dir", required_argument, NULL, OPT_SNAPDIR},
+	{"snapshot-keep", required_argument, NULL, OPT_SNAPKEEP},
+	{"snapshot-sync", no_argument, NULL, OPT_SNAPSYNC},
+	{"checkpoint-granularity", required_argument, NULL, OPT_CKPTGRAN},
+	{"checkpoint-dir", required_argument, NULL, OPT_CKPTDIR},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -206,6 +219,23 @@ static void usage_serve(FILE *f)
 		"(default 10)\n"
 		"      --stats-format FMT  json (default) or prometheus "
 		"(node_exporter's textfile)\n"
+		"      --snapshot-every DURATION  take a live snapshot of "
+		"every "
+		"export each\n"
+		"                          DURATION (500ms, 30s, 5m, 1h; "
+		"docs/snapshots.md)\n"
+		"      --snapshot-dir DIR  where they go, as "
+		"EXPORT.YYYYmmddTHHMMSS.mmmZ\n"
+		"      --snapshot-keep N   keep the N newest of them (default: "
+		"all)\n"
+		"      --snapshot-sync     sync the export before each (and "
+		"the copy after)\n"
+		"      --checkpoint-granularity SIZE  the dirty maps' block "
+		"(default 64K)\n"
+		"      --checkpoint-dir DIR  where the maps are kept across "
+		"restarts (default:\n"
+		"                          next to the FILE, as "
+		"FILE.checkpoints)\n"
 		"  -v, --verbose           log every request to stderr\n"
 		"      --record TRACE      record every request into TRACE "
 		"for 'loopd crash'\n"
@@ -338,6 +368,84 @@ static int parse_stats_option(struct serve_config *cfg, int c, const char *arg)
 	}
 }
 
+/* --snapshot-every: N[ms|s|m|h], plain N in seconds; 100 ms to 7 days. */
+static int parse_duration(const char *opt, const char *val, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {{"", 1000},
+		     {"ms", 1},
+		     {"s", 1000},
+		     {"m", 60000},
+		     {"h", 3600000}};
+	char *end;
+	unsigned long long v;
+	size_t i;
+
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	for (i = 0; !errno && end != val && *val >= '0' && *val <= '9' &&
+		    i < sizeof units / sizeof units[0];
+	     i++) {
+		if (strcmp(end, units[i].unit))
+			continue;
+		if (v > 7ull * 86400 * 1000 / units[i].ms ||
+		    v * units[i].ms < 100)
+			break;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	log_msg("--%s: expected a duration from 100ms to 7 days, such as "
+		"500ms, 30s, 5m or 1h, not '%.100s'",
+		opt, val);
+	return -1;
+}
+
+/* Live snapshots and checkpoints (serve/snapshots.c, engine/dirty.c). */
+static int parse_snapshot_option(struct serve_config *cfg, int c,
+				 const char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case OPT_SNAPEVERY:
+		return parse_duration("snapshot-every", arg,
+				      &cfg->snapshot_every_ms);
+	case OPT_SNAPDIR:
+	case OPT_CKPTDIR:
+		if (!*arg) {
+			log_msg("--%s: empty directory name",
+				c == OPT_SNAPDIR ? "snapshot-dir"
+						 : "checkpoint-dir");
+			return -1;
+		}
+		if (c == OPT_SNAPDIR)
+			cfg->snapshot_dir = arg;
+		else
+			cfg->checkpoint_dir = arg;
+		return 0;
+	case OPT_SNAPKEEP:
+		return parse_uint("snapshot-keep", arg, 1, 100000,
+				  &cfg->snapshot_keep);
+	case OPT_SNAPSYNC:
+		cfg->snapshot_sync = true;
+		return 0;
+	case OPT_CKPTGRAN:
+		if (size_parse(arg, &v) < 0 || v < 4096 || v > (1u << 30) ||
+		    (v & (v - 1))) {
+			log_msg("--checkpoint-granularity: expected a power of "
+				"two from 4K to 1G, not '%.100s'",
+				arg);
+			return -1;
+		}
+		cfg->checkpoint_gran = (uint32_t)v;
+		return 0;
+	default:
+		return parse_stats_option(cfg, c, arg);
+	}
+}
+
 /* The options of the listeners, TLS and the process. */
 static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 {
@@ -416,7 +524,7 @@ static int parse_server_option(struct serve_config *cfg, int c, const char *arg)
 		cfg->control = arg;
 		break;
 	default:
-		return parse_stats_option(cfg, c, arg);
+		return parse_snapshot_option(cfg, c, arg);
 	}
 	return v < 0 ? -1 : 0;
 }
@@ -489,6 +597,7 @@ static void set_defaults(struct serve_config *cfg)
 		.tls_mode = TLS_OFF,
 		.stats_interval = 10,
 		.stats_format = STATS_JSON,
+		.checkpoint_gran = 64u << 10,
 	};
 }
 
@@ -512,6 +621,12 @@ static int check_config(struct serve_config *cfg, int argc, char **argv,
 	    (cfg->stats_interval_set || cfg->stats_format_set)) {
 		log_msg("--stats-interval and --stats-format need "
 			"--stats-file FILE");
+		return -1;
+	}
+	if (!cfg->snapshot_every_ms &&
+	    (cfg->snapshot_dir || cfg->snapshot_keep || cfg->snapshot_sync)) {
+		log_msg("--snapshot-dir, --snapshot-keep and --snapshot-sync "
+			"need --snapshot-every DURATION");
 		return -1;
 	}
 	if (cfg->record && cfg->n_files != 1) {

@@ -70,6 +70,15 @@ struct serve_config {
 	unsigned int stats_interval; /* --stats-interval, seconds */
 	enum stats_format stats_format; /* --stats-format */
 	bool stats_interval_set, stats_format_set; /* given: need the file */
+
+	/* Live snapshots and checkpoints (serve/snapshots.c,
+	   engine/snapshot.c, engine/dirty.c). */
+	uint64_t snapshot_every_ms; /* --snapshot-every; 0: none */
+	const char *snapshot_dir; /* --snapshot-dir */
+	unsigned int snapshot_keep; /* --snapshot-keep; 0: all */
+	bool snapshot_sync; /* --snapshot-sync */
+	uint32_t checkpoint_gran; /* --checkpoint-granularity */
+	const char *checkpoint_dir; /* --checkpoint-dir, or NULL */
 };
 
 /*

@@ -21,9 +21,12 @@
  *     umask, so no wider mode is ever visible), and a client whose
  *     SO_PEERCRED uid is neither 0 nor the server's effective uid gets
  *     "error: refused" and nothing else.
- * Q4. Commands live in one table, commands[] below: "mark LABEL" and
- *     "stats [text|json|prometheus]".  A command is added there, and to
- *     ctl.c's table for the command line, never elsewhere.
+ * Q4. Commands live in one table, commands[] below: "mark LABEL",
+ *     "stats [text|json|prometheus]", "checkpoint [--delete] [--export
+ *     EXPORT] NAME" and "checkpoints [--export EXPORT]" (Q9).  A command
+ *     is added there, and to ctl.c's table for the command line, never
+ *     elsewhere; the list of commands in the unknown-command error comes
+ *     from the table.
  * Q5. TRACE.ctl.  While recording, the same thread serves TRACE.ctl, where
  *     the whole line is the label of a mark and the reply is "ok\n": the
  *     protocol `loopd trace mark` has always spoken, so it keeps working.
@@ -41,6 +44,19 @@
  *     socket, is refused: an error for --control, one warning line for
  *     the default, which then serves without a control socket.  The
  *     sockets are removed at exit.
+ * Q9. Checkpoints (engine/dirty.h).  "checkpoint NAME" makes one on the
+ *     export (--export EXPORT, by default the default export) under the
+ *     export's lock, so that it splits the writes received exactly (W1 in
+ *     engine/dirty.c), then persists the names outside any lock; a failed
+ *     persist is an error line (and a log line), the checkpoint staying in
+ *     memory, where a crash may lose it (W6).  "--delete NAME" forgets one
+ *     (connections reading it keep it until they close) and persists.
+ *     "checkpoints" answers one line "NAME DIRTY_BYTES" per checkpoint, in
+ *     creation order.  A checkpoint NAME is one word, the line's last;
+ *     EXPORT is what lies between "--export " and it.  Each refusal is one
+ *     error line: no such export, a read-only export (it has no
+ *     checkpoints), a bad name, a name that exists, DIRTY_MAPS_MAX
+ *     already, no such checkpoint.
  */
 #include "serve/control.h"
 
@@ -57,7 +73,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "engine/dirty.h"
 #include "engine/recorder.h"
+#include "serve/snapshots.h"
 #include "util/clock.h"
 #include "util/io.h"
 #include "util/log.h"
@@ -81,6 +99,7 @@ struct control {
 	uint64_t start_ns; /* CLOCK_REALTIME */
 	pthread_t thread;
 	bool running;
+	char msg[512]; /* a command's error line, built (Q1) */
 };
 
 /* ---------------------------------------------------------------- */
@@ -164,9 +183,232 @@ static int do_stats(struct control *c, int fd, const char *args,
 	return 0;
 }
 
+/* A client's bytes for an error line: printable, at most max of them. */
+static const char *shown(const char *s, char *out, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < max && s[i]; i++)
+		out[i] = s[i] >= ' ' && s[i] <= '~' ? s[i] : '?';
+	out[i] = 0;
+	return out;
+}
+
+/*
+ * Q9: the export of "[--export EXPORT] REST": EXPORT ends at the last
+ * space when a REST must follow (more), else at the end; without
+ * --export, the default export.  *args is moved to REST.  NULL with
+ * c->msg set.
+ */
+static struct export *checkpoint_export(struct control *c, const char *cmd,
+					const char **args, bool more)
+{
+	const char *a = *args, *end;
+	struct export *exp;
+	size_t len;
+	char s[68];
+
+	if (strncmp(a, "--export ", 9))
+		return server_find_export(c->srv, "", 0);
+	a += 9;
+	end = more ? strrchr(a, ' ') : a + strlen(a);
+	if (!end) {
+		snprintf(c->msg, sizeof c->msg,
+			 "%s: expected [--delete] [--export EXPORT] NAME", cmd);
+		return NULL;
+	}
+	len = (size_t)(end - a);
+	exp = server_find_export(c->srv, a, len);
+	if (!exp) {
+		snprintf(c->msg, sizeof c->msg, "%s: no export named \"%s%s\"",
+			 cmd, shown(a, s, len < 64 ? len : 64),
+			 len > 64 ? "..." : "");
+		return NULL;
+	}
+	*args = *end ? end + 1 : end;
+	return exp;
+}
+
+/* Q9: the export's checkpoints, or NULL with c->msg (read-only). */
+static struct dirty_set *checkpoint_set(struct control *c, const char *cmd,
+					const struct export *exp)
+{
+	if (!exp->dirty)
+		snprintf(c->msg, sizeof c->msg,
+			 "%s: export \"%.100s\" is read-only: it has no "
+			 "checkpoints",
+			 cmd, exp->name);
+	return exp->dirty;
+}
+
+/* Q9: "checkpoint [--delete] [--export EXPORT] NAME". */
+static int cmd_checkpoint(struct control *c, int fd, const char *args,
+			  const char **err)
+{
+	bool del = !strncmp(args, "--delete ", 9);
+	struct dirty_set *ds;
+	struct export *exp;
+	const char *name;
+	char s[DIRTY_NAME_MAX + 4];
+	int r;
+
+	*err = c->msg;
+	if (del)
+		args += 9;
+	if (!(exp = checkpoint_export(c, "checkpoint", &args, true)))
+		return -1;
+	if (!(ds = checkpoint_set(c, "checkpoint", exp)))
+		return -1;
+	name = args;
+	if (!*name || strchr(name, ' ') || !strncmp(name, "--", 2)) {
+		snprintf(c->msg, sizeof c->msg,
+			 "checkpoint: expected [--delete] [--export EXPORT] "
+			 "NAME");
+		return -1;
+	}
+	if (del) {
+		r = dirty_delete(ds, name);
+	} else {
+		pthread_mutex_lock(&exp->lock); /* Q9: W1 in engine/dirty.c */
+		r = dirty_create(ds, name);
+		pthread_mutex_unlock(&exp->lock);
+	}
+	shown(name, s, DIRTY_NAME_MAX);
+	switch (r) {
+	case 0:
+		break;
+	case -EINVAL:
+		snprintf(c->msg, sizeof c->msg,
+			 "checkpoint: bad name \"%.64s%s\" (1 to %d bytes of "
+			 "A-Z a-z 0-9 . _ @ : + -)",
+			 s, strlen(s) > 64 ? "..." : "", DIRTY_NAME_MAX);
+		return -1;
+	case -EEXIST:
+		snprintf(c->msg, sizeof c->msg,
+			 "checkpoint: \"%s\" exists on export \"%.100s\"", s,
+			 exp->name);
+		return -1;
+	case -ENOSPC:
+		snprintf(
+			c->msg, sizeof c->msg,
+			"checkpoint: export \"%.100s\" has %d checkpoints, the "
+			"most it may have (delete one first)",
+			exp->name, DIRTY_MAPS_MAX);
+		return -1;
+	case -ENOENT:
+		snprintf(
+			c->msg, sizeof c->msg,
+			"checkpoint: no checkpoint \"%s\" on export \"%.100s\"",
+			s, exp->name);
+		return -1;
+	default:
+		snprintf(c->msg, sizeof c->msg, "checkpoint: %s", strerror(-r));
+		return -1;
+	}
+	r = dirty_set_persist(ds); /* Q9: outside the lock */
+	if (r) {
+		log_msg("export \"%s\": checkpoint %s %s, but its names could "
+			"not be saved: %s (a crash may %s)",
+			exp->name, s, del ? "deleted" : "made", strerror(-r),
+			del ? "bring it back" : "lose it");
+		snprintf(c->msg, sizeof c->msg,
+			 "checkpoint: \"%s\" %s, but the checkpoint file "
+			 "could not be written: %s (a crash may %s)",
+			 s, del ? "deleted" : "made", strerror(-r),
+			 del ? "bring it back" : "lose it");
+		return -1;
+	}
+	(void)reply(fd, "ok\n", NULL, 0); /* a client gone is its business */
+	return 0;
+}
+
+/* A growing text for "checkpoints". */
+struct list_out {
+	char *buf;
+	size_t len, cap;
+	bool nomem;
+};
+
+static void list_one(const char *name, uint64_t dirty_bytes, void *opaque)
+{
+	struct list_out *o = opaque;
+	size_t need = strlen(name) + 24;
+	char *nb;
+	int n;
+
+	if (o->nomem)
+		return;
+	if (o->len + need > o->cap) {
+		nb = realloc(o->buf, o->cap + need + 1024);
+		if (!nb) {
+			o->nomem = true;
+			return;
+		}
+		o->buf = nb;
+		o->cap += need + 1024;
+	}
+	n = snprintf(o->buf + o->len, o->cap - o->len, "%s %llu\n", name,
+		     (unsigned long long)dirty_bytes);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+/* Q9: "checkpoints [--export EXPORT]": "NAME DIRTY_BYTES" lines. */
+static int cmd_checkpoints(struct control *c, int fd, const char *args,
+			   const char **err)
+{
+	struct list_out o = {0};
+	struct dirty_set *ds;
+	struct export *exp;
+
+	*err = c->msg;
+	if (!(exp = checkpoint_export(c, "checkpoints", &args, false)))
+		return -1;
+	if (*args) {
+		snprintf(c->msg, sizeof c->msg,
+			 "checkpoints: expected [--export EXPORT]");
+		return -1;
+	}
+	if (!(ds = checkpoint_set(c, "checkpoints", exp)))
+		return -1;
+	dirty_list(ds, list_one, &o);
+	if (o.nomem) {
+		free(o.buf);
+		*err = "checkpoints: out of memory";
+		return -1;
+	}
+	(void)reply(fd, "ok\n", o.buf, o.len); /* a client gone: its own */
+	free(o.buf);
+	return 0;
+}
+
+/*
+ * J1 (serve/snapshots.c): "snapshot [--export NAME] [--sync] [--no-wait]
+ * DEST".  The control thread waits for the snapshot: for its drain and
+ * capture, and without --no-wait for its copy.
+ */
+static int cmd_snapshot(struct control *c, int fd, const char *args,
+			const char **err)
+{
+	char *out = NULL;
+	size_t len = 0;
+
+	*err = c->msg;
+	if (snapshots_command(c->srv, args, &out, &len, c->msg, sizeof c->msg) <
+	    0)
+		return -1;
+	(void)reply(fd, "ok\n", out, len); /* a client gone: its own */
+	free(out);
+	return 0;
+}
+
+/* Q4: the one table. */
 static const struct command commands[] = {
 	{"mark", cmd_mark},
 	{"stats", do_stats},
+	{"checkpoint", cmd_checkpoint},
+	{"checkpoints", cmd_checkpoints},
+	{"snapshot", cmd_snapshot},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -174,7 +416,7 @@ static const struct command commands[] = {
 /* Q1: run one request line. */
 static void dispatch(struct control *c, int fd, char *line)
 {
-	char msg[160];
+	char msg[160], names[96] = "";
 	const char *err = NULL, *args = "";
 	char *sp = strchr(line, ' ');
 	size_t i;
@@ -190,9 +432,13 @@ static void dispatch(struct control *c, int fd, char *line)
 		for (i = 0; i < 40 && line[i]; i++) /* the client's bytes */
 			if (line[i] < ' ' || line[i] > '~')
 				line[i] = '?';
+		for (i = 0; i < N_COMMANDS; i++) /* Q4: from the table */
+			snprintf(names + strlen(names),
+				 sizeof names - strlen(names), "%s%s",
+				 i ? ", " : "", commands[i].name);
 		snprintf(msg, sizeof msg,
-			 "unknown command \"%.40s\" (commands: mark, stats)",
-			 line);
+			 "unknown command \"%.40s\" (commands: %s)", line,
+			 names);
 		(void)reply_error(fd, msg);
 		return;
 	}

@@ -8,13 +8,16 @@
  *     stdout as it came); 2 for a usage error, an unknown command
  *     included; 1 when the server could not be asked or said no, with
  *     one line on stderr saying which: no such socket, not a socket,
- *     permission denied, nobody listening, no answer in 10 s, not a
+ *     permission denied, nobody listening, no answer in 10 s (a
+ *     snapshot may take as long as its copy), not a
  *     loopd control socket (an answer that is neither "ok" nor
  *     "error: "), or the server's own error line.
  */
 #include "serve/ctl.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,7 @@ struct ctl_cmd {
 	/* The request line for argv (the command's own arguments), into
 	   line; 0, or 2 once a one-line usage error has been logged. */
 	int (*line)(int argc, char **argv, char *line, size_t len);
+	bool waits; /* the answer may take long: no 10 s limit */
 };
 
 static int mark_line(int argc, char **argv, char *line, size_t len)
@@ -80,13 +84,152 @@ static int stats_line(int argc, char **argv, char *line, size_t len)
 	return 0;
 }
 
+/*
+ * checkpoint's and checkpoints' options: [--delete] (with_delete) and
+ * [--export EXPORT], in any order, before the one NAME when want_name;
+ * then the request line (Q9 in control.c: --delete first, the name
+ * last).  0, or 2 once the usage error is logged.
+ */
+static int checkpoint_args(const char *cmd, int argc, char **argv,
+			   bool want_name, char *line, size_t len)
+{
+	const char *exp = NULL, *name = NULL;
+	bool del = false;
+	int i, n;
+
+	for (i = 0; i < argc; i++) {
+		if (want_name && !strcmp(argv[i], "--delete")) {
+			del = true;
+		} else if (!strcmp(argv[i], "--export") && i + 1 < argc) {
+			exp = argv[++i];
+		} else if (!strncmp(argv[i], "--export=", 9)) {
+			exp = argv[i] + 9;
+		} else if (!strncmp(argv[i], "--", 2) || !want_name || name) {
+			log_msg("ctl: %s: unexpected '%.100s' (usage: %s)", cmd,
+				argv[i],
+				want_name ? "checkpoint [--delete] [--export "
+					    "EXPORT] NAME"
+					  : "checkpoints [--export EXPORT]");
+			return 2;
+		} else {
+			name = argv[i];
+		}
+	}
+	if (want_name && (!name || !*name || strpbrk(name, " \n"))) {
+		log_msg("ctl: checkpoint needs one NAME: 1 to 128 bytes of "
+			"A-Z a-z 0-9 . _ @ : + - (try 'loopd ctl --help')");
+		return 2;
+	}
+	if (exp && strchr(exp, '\n')) {
+		log_msg("ctl: %s: an export name is one line", cmd);
+		return 2;
+	}
+	n = snprintf(line, len, "%s%s%s%s%s%s\n", cmd, del ? " --delete" : "",
+		     exp ? " --export " : "", exp ? exp : "", name ? " " : "",
+		     name ? name : "");
+	if (n < 0 || (size_t)n >= len || (size_t)n > CONTROL_LINE_MAX) {
+		log_msg("ctl: %s: the export name is too long", cmd);
+		return 2;
+	}
+	return 0;
+}
+
+static int checkpoint_line(int argc, char **argv, char *line, size_t len)
+{
+	return checkpoint_args("checkpoint", argc, argv, true, line, len);
+}
+
+static int checkpoints_line(int argc, char **argv, char *line, size_t len)
+{
+	return checkpoint_args("checkpoints", argc, argv, false, line, len);
+}
+
+/*
+ * J1: "snapshot [--export NAME] [--sync] [--no-wait] DEST", DEST made
+ * absolute here (the server's directory is not the caller's), unless it
+ * is an RBD snapshot's @NAME.
+ */
+static int snapshot_line(int argc, char **argv, char *line, size_t len)
+{
+	char opts[512] = "", dir[PATH_MAX], *copy, *slash;
+	const char *dest = NULL, *base;
+	int i, n;
+
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--sync") ||
+		    !strcmp(argv[i], "--no-wait")) {
+			strcat(opts, " ");
+			strcat(opts, argv[i]);
+		} else if (!strcmp(argv[i], "--export") && i + 1 < argc &&
+			   !strchr(argv[i + 1], ' ') &&
+			   strlen(argv[i + 1]) < 256) {
+			strcat(opts, " --export ");
+			strcat(opts, argv[++i]);
+		} else if (argv[i][0] == '-' && argv[i][1] == '-') {
+			log_msg("ctl: snapshot: unknown option '%.100s' "
+				"(--export NAME, --sync, --no-wait)",
+				argv[i]);
+			return 2;
+		} else if (!dest) {
+			dest = argv[i];
+		} else {
+			log_msg("ctl: snapshot takes one DEST");
+			return 2;
+		}
+	}
+	if (!dest || !*dest || strchr(dest, '\n')) {
+		log_msg("ctl: snapshot needs one DEST: a path, or @NAME for an "
+			"RBD export (try 'loopd ctl --help')");
+		return 2;
+	}
+	if (dest[0] == '@' || dest[0] == '/') {
+		n = snprintf(line, len, "snapshot%s %s\n", opts, dest);
+	} else {
+		copy = strdup(dest);
+		if (!copy)
+			return 2;
+		slash = strrchr(copy, '/');
+		base = slash ? slash + 1 : copy;
+		if (slash)
+			*slash = 0;
+		if (!*base ||
+		    !realpath(slash ? (*copy ? copy : "/") : ".", dir)) {
+			log_msg("ctl: snapshot: %s: %s", dest,
+				*base ? strerror(errno) : "not a file name");
+			free(copy);
+			return 2;
+		}
+		n = snprintf(line, len, "snapshot%s %s/%s\n", opts,
+			     strcmp(dir, "/") ? dir : "", base);
+		free(copy);
+	}
+	if (n < 0 || (size_t)n >= len) {
+		log_msg("ctl: snapshot: DEST is too long");
+		return 2;
+	}
+	return 0;
+}
+
+/* The command line's side of Q4: one row per command of control.c. */
 static const struct ctl_cmd ctl_cmds[] = {
 	{"mark", "LABEL",
 	 "add a mark named LABEL to the trace being recorded (--record)",
-	 mark_line},
+	 mark_line, false},
 	{"stats", "[--json|--prometheus]",
 	 "what every export and connection has served (docs/stats.md)",
-	 stats_line},
+	 stats_line, false},
+	{"checkpoint", "[--delete] [--export EXPORT] NAME",
+	 "make (or delete) checkpoint NAME: from now on, the export's\n"
+	 "changed blocks, read as the NBD meta context "
+	 "qemu:dirty-bitmap:NAME",
+	 checkpoint_line, false},
+	{"checkpoints", "[--export EXPORT]",
+	 "list the checkpoints and their dirty bytes", checkpoints_line, false},
+	{"snapshot", "[--export EXPORT] [--sync] [--no-wait] DEST",
+	 "a live snapshot as DEST (a new file; @NAME for RBD): a crash\n"
+	 "state at one instant, with checkpoint DEST's name "
+	 "(docs/snapshots.md)",
+	 snapshot_line, true},
 };
 
 #define N_CMDS (sizeof ctl_cmds / sizeof ctl_cmds[0])
@@ -103,9 +246,17 @@ static void usage_ctl(FILE *f)
 		   ".pid).\n"
 		   "\n"
 		   "Commands:\n");
-	for (i = 0; i < N_CMDS; i++)
-		fprintf(f, "  %-5s %-22s %s\n", ctl_cmds[i].name,
-			ctl_cmds[i].args, ctl_cmds[i].help);
+	for (i = 0; i < N_CMDS; i++) {
+		const char *h = ctl_cmds[i].help, *nl;
+
+		fprintf(f, "  %s %s\n", ctl_cmds[i].name, ctl_cmds[i].args);
+		for (; (nl = strchr(h, '\n')); h = nl + 1)
+			fprintf(f, "      %.*s\n", (int)(nl - h), h);
+		fprintf(f, "      %s\n", h);
+	}
+	fprintf(f, "\n"
+		   "--export EXPORT names the export (by default the first "
+		   "one served).\n");
 	fprintf(f, "\n"
 		   "Exit status: 0 done, 1 the server could not be asked or "
 		   "refused, 2 usage.\n");
@@ -248,6 +399,7 @@ int cmd_ctl(int argc, char **argv)
 	struct timeval tv = {.tv_sec = ANSWER_TIMEOUT_S};
 	char line[CONTROL_LINE_MAX + 8];
 	const struct ctl_cmd *cmd = NULL;
+	char names[96] = "";
 	size_t i, len;
 	char *buf;
 	int fd, r;
@@ -265,9 +417,13 @@ int cmd_ctl(int argc, char **argv)
 		if (!strcmp(argv[2], ctl_cmds[i].name))
 			cmd = &ctl_cmds[i];
 	if (!cmd) {
-		log_msg("ctl: unknown command '%.100s' (commands: mark, stats; "
-			"try 'loopd ctl --help')",
-			argv[2]);
+		for (i = 0; i < N_CMDS; i++) /* Q4: from the table */
+			snprintf(names + strlen(names),
+				 sizeof names - strlen(names), "%s%s",
+				 i ? ", " : "", ctl_cmds[i].name);
+		log_msg("ctl: unknown command '%.100s' (commands: %s; try "
+			"'loopd ctl --help')",
+			argv[2], names);
 		return 2;
 	}
 	r = cmd->line(argc - 3, argv + 3, line, sizeof line);
@@ -276,7 +432,8 @@ int cmd_ctl(int argc, char **argv)
 	fd = ctl_connect(argv[1]);
 	if (fd < 0)
 		return 1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (!cmd->waits)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (send_full(fd, line, strlen(line), 0) < 0) {
 		log_msg("%s: the server closed the connection", argv[1]);

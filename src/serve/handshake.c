@@ -36,10 +36,17 @@
  *     ignore it, or use EXPORT_NAME, are still served correctly because
  *     the data path bounce-buffers unaligned requests.
  *
- * H6. The only metadata context is base:allocation.  SET needs structured
- *     replies, replaces the previous selection even when it fails, and
- *     selects only the exact name ("base:" alone is ignored); LIST treats
- *     "base:" as a wildcard and lists everything when given no query.  The
+ * H6. The metadata contexts are base:allocation and, for each checkpoint
+ *     NAME of the export (engine/dirty.h; a read-only export has none),
+ *     qemu:dirty-bitmap:NAME, the name qemu-nbd gives a dirty bitmap.  SET
+ *     needs structured replies, replaces the previous selection even when
+ *     it fails, and selects only exact names ("base:", "qemu:" and
+ *     "qemu:dirty-bitmap:" alone are ignored): base:allocation (id 1)
+ *     and at most one checkpoint (id 2), the first query that names one
+ *     that exists; later checkpoints are ignored, and a context asked for
+ *     twice is answered once, so ids are unique in a selection.  LIST
+ *     treats "base:", "qemu:" and "qemu:dirty-bitmap:" as wildcards of
+ *     what they begin, and lists everything when given no query.  The
  *     selection is bound to the export it was made for: entering
  *     transmission on another export drops it.
  *
@@ -61,12 +68,24 @@
  *     byte of GO's or EXPORT_NAME's answer and given back if that answer
  *     cannot be sent, so a client that was told "go" is always served.
  *
+ * H10. A selected checkpoint is held by a reference (dirty_get) from the
+ *     SET that selected it.  Entering transmission on its export hands the
+ *     reference to the connection (conn_params.meta_dirty), which lets it
+ *     go when it closes (engine/conn.c) or is never served
+ *     (server_params_put); everything else gives it back at once with
+ *     dirty_put(): a later SET or a STARTTLS (the selection is replaced),
+ *     transmission on another export (H6), a failed handshake.  So a
+ *     checkpoint deleted meanwhile stays readable by the connections that
+ *     selected it, and no new connection can select it.
+ *
  * Logging: each protocol violation by the peer is logged once, on one
  * line; per-option details only with -v (log_verbose).  Client strings are
  * sanitised before they reach a log line or an error message.
  *
  * Context: runs in the connection's thread; touches only immutable export
- * fields, so it takes no lock.
+ * fields, and the export's checkpoints through engine/dirty.h, whose
+ * calls take the set's own lock for a moment.  Nothing is sent while a
+ * lock is held: LIST copies the names first.
  */
 #include "serve/handshake.h"
 
@@ -78,6 +97,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "engine/dirty.h"
 #include "nbd/proto.h"
 #include "serve/tls.h"
 #include "util/io.h"
@@ -87,9 +107,11 @@
 #define HS_MAX_OPTIONS 256
 #define HS_MAX_OPTLEN 65536
 
-/* H6: the one metadata context, and its id once selected. */
+/* H6: the metadata contexts, and their ids once selected. */
 #define META_ALLOC_NAME "base:allocation"
 #define META_ALLOC_ID 1
+#define META_DIRTY_ID 2 /* the one qemu:dirty-bitmap:NAME */
+#define META_DIRTY_NAME_MAX (sizeof(DIRTY_CONTEXT_PREFIX) - 1 + DIRTY_NAME_MAX)
 
 /* Handler results, besides a negative errno that ends the connection. */
 #define OPT_NEXT 0 /* read the next option */
@@ -107,7 +129,10 @@ struct hs {
 	/* Negotiation state. */
 	bool no_zeroes; /* client set NBD_FLAG_C_NO_ZEROES */
 	bool structured; /* NBD_OPT_STRUCTURED_REPLY was acked */
-	struct export *meta_exp; /* base:allocation selected for it (H6) */
+	/* The metadata selection (H6), made for meta_exp (NULL: none). */
+	struct export *meta_exp;
+	bool meta_alloc; /* base:allocation */
+	struct dirty_map *meta_map; /* a checkpoint, held (H10), or NULL */
 	unsigned int n_options; /* options received so far (H3) */
 
 	/* The option being handled. */
@@ -248,16 +273,34 @@ uint16_t handshake_tflags(const struct export *exp, bool structured)
 	return f;
 }
 
+/* H6, H10: forget the metadata selection, giving back its checkpoint. */
+static void meta_clear(struct hs *hs)
+{
+	if (hs->meta_map)
+		dirty_put(hs->meta_exp->dirty, hs->meta_map);
+	hs->meta_exp = NULL;
+	hs->meta_alloc = false;
+	hs->meta_map = NULL;
+}
+
 /* Fill *res for transmission on exp (GO or EXPORT_NAME). */
 static void fill_result(struct hs *hs, struct export *exp)
 {
 	struct hs_result *res = hs->res;
+	/* H6: a selection made for another export does not apply. */
+	bool mine = hs->meta_exp == exp;
 
 	res->conn.exp = exp;
 	res->conn.structured = hs->structured;
-	/* H6: a selection made for another export does not apply. */
-	res->conn.meta_alloc = hs->meta_exp == exp;
+	res->conn.meta_alloc = mine && hs->meta_alloc;
 	res->conn.meta_alloc_id = res->conn.meta_alloc ? META_ALLOC_ID : 0;
+	res->conn.meta_dirty = NULL;
+	if (mine) { /* H10: the reference goes to the connection */
+		res->conn.meta_dirty = hs->meta_map;
+		hs->meta_map = NULL;
+	}
+	res->conn.meta_dirty_id = res->conn.meta_dirty ? META_DIRTY_ID : 0;
+	meta_clear(hs); /* H10: else it is given back */
 	res->conn.tflags = handshake_tflags(exp, hs->structured);
 }
 
@@ -366,7 +409,7 @@ static int opt_starttls(struct hs *hs)
 	if (ret)
 		return ret;
 	hs->structured = false;
-	hs->meta_exp = NULL;
+	meta_clear(hs); /* H10 */
 	return OPT_NEXT;
 }
 
@@ -499,9 +542,10 @@ static int opt_info_go(struct hs *hs)
 	fill_result(hs, exp);
 	if (log_verbose)
 		log_msg("client: transmission on '%s' (structured %d, "
-			"base:allocation %d)",
+			"base:allocation %d, dirty bitmap %d)",
 			show(exp->name, strlen(exp->name), s), hs->structured,
-			hs->res->conn.meta_alloc);
+			hs->res->conn.meta_alloc,
+			hs->res->conn.meta_dirty != NULL);
 	return OPT_DONE;
 }
 
@@ -541,23 +585,92 @@ static int send_info_go(struct hs *hs, const struct export *exp, bool want_name,
 	return send_ack(hs);
 }
 
-/* What the queries of a LIST/SET_META_CONTEXT option matched. */
-struct meta_match {
-	bool list; /* LIST: "base:" is a wildcard */
-	bool alloc; /* base:allocation matched */
+/* A checkpoint's name, copied for LIST (H6), and whether a query hit it. */
+struct meta_name {
+	char name[DIRTY_NAME_MAX + 1];
+	bool hit;
 };
+
+/* What the queries of a LIST/SET_META_CONTEXT option matched (H6). */
+struct meta_match {
+	bool list; /* LIST: "base:", "qemu:", "qemu:dirty-bitmap:" are
+		      wildcards */
+	bool alloc; /* base:allocation matched */
+	struct dirty_set *ds; /* the export's checkpoints, or NULL */
+	struct meta_name *names; /* LIST: a copy of them */
+	size_t n_names;
+	struct dirty_map *map; /* SET: the checkpoint selected, held (H10) */
+	const char *map_name; /* its name, in the option's data */
+	uint32_t map_len;
+	unsigned int ignored; /* SET: queries of further checkpoints */
+};
+
+static bool is(const char *q, uint32_t qlen, const char *s)
+{
+	return qlen == strlen(s) && memcmp(q, s, qlen) == 0;
+}
 
 static void meta_query(const char *q, uint32_t qlen, void *opaque)
 {
+	const uint32_t plen = sizeof(DIRTY_CONTEXT_PREFIX) - 1;
 	struct meta_match *m = opaque;
+	const char *name;
+	uint32_t nlen;
+	size_t i;
 
 	/* Unknown namespaces and names MUST be ignored. */
-	if (qlen == strlen(META_ALLOC_NAME) &&
-	    memcmp(q, META_ALLOC_NAME, qlen) == 0)
+	if (is(q, qlen, META_ALLOC_NAME) || (m->list && is(q, qlen, "base:")))
 		m->alloc = true;
-	else if (m->list && qlen == strlen("base:") &&
-		 memcmp(q, "base:", qlen) == 0)
-		m->alloc = true;
+	if (!m->ds)
+		return;
+	if (m->list &&
+	    (is(q, qlen, "qemu:") || is(q, qlen, DIRTY_CONTEXT_PREFIX))) {
+		for (i = 0; i < m->n_names; i++)
+			m->names[i].hit = true;
+		return;
+	}
+	if (qlen <= plen || memcmp(q, DIRTY_CONTEXT_PREFIX, plen))
+		return;
+	name = q + plen;
+	nlen = qlen - plen;
+	if (m->list) {
+		for (i = 0; i < m->n_names; i++)
+			if (is(name, nlen, m->names[i].name))
+				m->names[i].hit = true;
+	} else if (!m->map) {
+		m->map = dirty_get(m->ds, name, nlen); /* H10 */
+		m->map_name = name;
+		m->map_len = nlen;
+	} else if (nlen != m->map_len || memcmp(name, m->map_name, nlen)) {
+		m->ignored++; /* H6: one checkpoint per selection */
+	}
+}
+
+/* dirty_list(): copy the names, so that nothing is sent under its lock. */
+static void copy_name(const char *name, uint64_t dirty_bytes, void *opaque)
+{
+	struct meta_match *m = opaque;
+	size_t len = strlen(name);
+
+	(void)dirty_bytes;
+	if (m->n_names < DIRTY_MAPS_MAX && len <= DIRTY_NAME_MAX)
+		memcpy(m->names[m->n_names++].name, name, len + 1);
+}
+
+/* Send one NBD_REP_META_CONTEXT: id and "qemu:dirty-bitmap:" name. */
+static int send_dirty_context(struct hs *hs, uint32_t id, const char *name,
+			      size_t len)
+{
+	char full[META_DIRTY_NAME_MAX + 1];
+	uint8_t buf[4 + META_DIRTY_NAME_MAX];
+	size_t n;
+
+	if (len > DIRTY_NAME_MAX) /* not a name dirty_get() finds */
+		return 0;
+	snprintf(full, sizeof full, "%s%.*s", DIRTY_CONTEXT_PREFIX, (int)len,
+		 name);
+	n = proto_encode_meta_context(buf, id, full);
+	return send_reply(hs, NBD_REP_META_CONTEXT, buf, n);
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT (H6). */
@@ -570,12 +683,12 @@ static int opt_meta_context(struct hs *hs)
 	struct export *exp;
 	const char *name;
 	uint32_t namelen, n_queries;
-	size_t n;
+	size_t n, i, listed = 0;
 	int ret;
 
 	/* SET replaces the previous selection, even when it fails. */
 	if (set)
-		hs->meta_exp = NULL;
+		meta_clear(hs); /* H10 */
 
 	if (set && !hs->structured) {
 		log_msg("client sent SET_META_CONTEXT before STRUCTURED_REPLY");
@@ -583,29 +696,62 @@ static int opt_meta_context(struct hs *hs)
 				  "negotiate structured replies first");
 	}
 	if (proto_parse_meta_opt(hs->data, hs->len, &name, &namelen, &n_queries,
-				 meta_query, &m) < 0)
+				 NULL, NULL) < 0)
 		return refuse_malformed(hs, oname);
 	exp = find_named_export(hs, oname, name, namelen, &ret);
 	if (!exp)
 		return ret;
 
-	/* LIST with no query MUST list everything; SET with none selects none. */
-	if (!set && n_queries == 0)
-		m.alloc = true;
+	m.ds = exp->dirty;
+	if (!set && m.ds) {
+		m.names = calloc(DIRTY_MAPS_MAX, sizeof *m.names);
+		if (!m.names)
+			return -ENOMEM;
+		dirty_list(m.ds, copy_name, &m);
+	}
+	/* Parsed again, now that the export is known: it cannot fail. */
+	(void)proto_parse_meta_opt(hs->data, hs->len, &name, &namelen,
+				   &n_queries, meta_query, &m);
 
+	/* LIST with no query MUST list everything; SET with none selects none. */
+	if (!set && n_queries == 0) {
+		m.alloc = true;
+		for (i = 0; i < m.n_names; i++)
+			m.names[i].hit = true;
+	}
+	if (set && (m.alloc || m.map)) { /* kept even if a send fails (H10) */
+		hs->meta_exp = exp;
+		hs->meta_alloc = m.alloc;
+		hs->meta_map = m.map;
+	}
+
+	ret = 0;
 	if (m.alloc) {
 		/* LIST: the id is reserved and SHOULD be 0. */
 		n = proto_encode_meta_context(buf, set ? META_ALLOC_ID : 0,
 					      META_ALLOC_NAME);
 		ret = send_reply(hs, NBD_REP_META_CONTEXT, buf, n);
-		if (ret)
-			return ret;
-		if (set)
-			hs->meta_exp = exp;
 	}
+	if (!ret && m.map)
+		ret = send_dirty_context(hs, META_DIRTY_ID, m.map_name,
+					 m.map_len);
+	for (i = 0; !ret && i < m.n_names; i++) {
+		if (!m.names[i].hit)
+			continue;
+		ret = send_dirty_context(hs, 0, m.names[i].name,
+					 strlen(m.names[i].name));
+		listed++;
+	}
+	free(m.names);
+	if (ret)
+		return ret;
 	if (log_verbose)
-		log_msg("client: %s: %u queries, base:allocation %s", oname,
-			n_queries, m.alloc ? "matched" : "not matched");
+		log_msg("client: %s: %u queries, base:allocation %s, "
+			"%zu checkpoints %s%s",
+			oname, n_queries, m.alloc ? "matched" : "not matched",
+			set ? (size_t)(m.map != NULL) : listed,
+			set ? "selected" : "listed",
+			m.ignored ? " (further checkpoints ignored)" : "");
 	return send_ack(hs);
 }
 
@@ -741,6 +887,7 @@ int handshake_run(int fd, struct server *srv, struct hs_result *res)
 	int ret;
 
 	res->tls = NULL;
+	res->conn.meta_dirty = NULL;
 	ret = greet(&hs);
 	while (ret == 0) {
 		ret = read_option(&hs);
@@ -754,6 +901,8 @@ int handshake_run(int fd, struct server *srv, struct hs_result *res)
 			return 0;
 		}
 	}
+	meta_clear(&hs); /* H10 */
+	server_params_put(&res->conn); /* after EXPORT_NAME's failed send */
 	tls_conn_free(hs.tls);
 	return ret;
 }

@@ -361,6 +361,7 @@ static void *handshake_thread(void *arg)
 
 			if (plain < 0) {
 				log_msg("TLS relay: %s", strerror(-plain));
+				server_params_put(&res.conn); /* H10 */
 				atomic_fetch_sub(&a.srv->n_conns, 1);
 				server_release(a.srv);
 				return NULL;

@@ -23,6 +23,7 @@
 #include "serve/serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,11 +34,13 @@
 #include <unistd.h>
 
 #include "engine/backend.h"
+#include "engine/dirty.h"
 #include "engine/export.h"
 #include "engine/inject.h"
 #include "engine/recorder.h"
 #include "engine/sched.h"
 #include "engine/server.h"
+#include "engine/snapshot.h"
 #include "engine/stats.h"
 #include "engine/worker.h"
 #include "nbd/nbd.h"
@@ -46,6 +49,7 @@
 #include "serve/control.h"
 #include "serve/daemon.h"
 #include "serve/listen.h"
+#include "serve/snapshots.h"
 #include "serve/systemd.h"
 #include "serve/tls.h"
 #include "util/log.h"
@@ -112,6 +116,52 @@ static const char *name_of(const char *arg, const char **spec, char *name,
 	return name;
 }
 
+/*
+ * The export's checkpoints (engine/dirty.h): kept in --checkpoint-dir as
+ * NAME.checkpoints, or next to a file as FILE.checkpoints; in memory only
+ * for other backends without --checkpoint-dir.
+ */
+static int open_checkpoints(const struct serve_config *cfg, struct export *exp,
+			    const char *spec)
+{
+	char side[PATH_MAX], note[256], err[512], safe[NBD_MAX_STRING + 2];
+	const char *sidecar = NULL;
+	size_t i;
+
+	if (exp->read_only)
+		return 0;
+	if (cfg->checkpoint_dir) {
+		snprintf(safe, sizeof safe, "%s",
+			 *exp->name ? exp->name : "default");
+		for (i = 0; safe[i]; i++)
+			if (safe[i] == '/')
+				safe[i] = '_';
+		if ((size_t)snprintf(side, sizeof side, "%s/%s.checkpoints",
+				     cfg->checkpoint_dir,
+				     safe) >= sizeof side) {
+			log_msg("--checkpoint-dir: path too long");
+			return -1;
+		}
+		sidecar = side;
+	} else if (!strcmp(exp->b->ops->name, "file")) {
+		if ((size_t)snprintf(side, sizeof side, "%s.checkpoints",
+				     spec) >= sizeof side) {
+			log_msg("%s: path too long", spec);
+			return -1;
+		}
+		sidecar = side;
+	}
+	if (dirty_set_open(exp->size, cfg->checkpoint_gran, sidecar,
+			   &exp->dirty, note, sizeof note, err,
+			   sizeof err) < 0) {
+		log_msg("export \"%s\": checkpoints: %s", exp->name, err);
+		return -1;
+	}
+	if (*note)
+		log_msg("export \"%s\": checkpoints: %s", exp->name, note);
+	return 0;
+}
+
 /* Open FILE or NAME=SPEC with the options common to every export. */
 static int add_export(const struct serve_config *cfg, const char *arg)
 {
@@ -150,7 +200,7 @@ static int add_export(const struct serve_config *cfg, const char *arg)
 		return -1;
 	}
 	srv.exports[srv.n_exports++] = exp;
-	return 0;
+	return open_checkpoints(cfg, exp, bo.spec);
 }
 
 static int open_exports(const struct serve_config *cfg)
@@ -319,6 +369,26 @@ static int finish_exports(void)
 	return status;
 }
 
+/* W7: a clean stop writes the checkpoints' maps.  0 or -1 once logged. */
+static int close_checkpoints(void)
+{
+	int r = 0;
+	size_t i;
+
+	for (i = 0; i < srv.n_exports; i++) {
+		struct export *e = srv.exports[i];
+		int s = dirty_set_save(e->dirty); /* freed with the export */
+
+		if (s < 0) {
+			log_msg("export \"%s\": cannot save its checkpoints: "
+				"%s; they will read as wholly dirty",
+				e->name, strerror(-s));
+			r = -1;
+		}
+	}
+	return r;
+}
+
 static void close_exports(void)
 {
 	size_t i;
@@ -339,6 +409,7 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 	log_msg("stopping: finishing in-flight requests (up to %u s; a "
 		"second signal closes the clients at once)",
 		cfg->shutdown_timeout);
+	snapshots_stop(&srv); /* L4: no new snapshot; copies abandoned */
 	sd_notify("STOPPING=1\nSTATUS=stopping"); /* V4 */
 	server_stop(&srv); /* H9: handshakes still going are refused */
 	listen_close(ls);
@@ -348,6 +419,8 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 	status = finish_exports();
 	control_stop(ctl); /* Q6: the final figures; then the sockets go */
 	ctl = NULL;
+	if (close_checkpoints() < 0)
+		status = 1;
 	if (rec && recorder_close(rec) < 0) {
 		log_msg("--record %s: could not finish the trace", cfg->record);
 		status = 1;
@@ -410,6 +483,29 @@ static int serve_run(const struct serve_config *cfg, struct listeners *ls,
 	return status ? status : cmd_status; /* V6 */
 }
 
+/* L2: --snapshot-every, once the workers run. */
+static int start_snapshots(const struct serve_config *cfg)
+{
+	struct snapshots_config sc = {
+		.every_ms = cfg->snapshot_every_ms,
+		.dir = cfg->snapshot_dir,
+		.keep = cfg->snapshot_keep,
+		.sync = cfg->snapshot_sync,
+	};
+	bool to_files;
+	size_t i;
+
+	for (i = 0; sc.every_ms && i < srv.n_exports; i++)
+		if (snapshot_supported(srv.exports[i], &to_files) && to_files &&
+		    !sc.dir) {
+			log_msg("--snapshot-every: export \"%s\" takes its "
+				"snapshots as files: give --snapshot-dir DIR",
+				srv.exports[i]->name);
+			return -1;
+		}
+	return snapshots_start(&srv, &sc);
+}
+
 /* cmd_serve() once the command line is parsed. */
 static int serve(struct serve_config *cfg, struct listeners *ls,
 		 const struct inherited *in, struct captive *cap, pid_t parent)
@@ -459,7 +555,7 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		log_msg("cannot start workers: %s", strerror(-r));
 		return 1;
 	}
-	if (control_start(ctl) < 0)
+	if (control_start(ctl) < 0 || start_snapshots(cfg) < 0)
 		return 1;
 	if (cfg->pidfile && pidfile_write(cfg->pidfile) < 0)
 		return 1;

@@ -943,6 +943,8 @@ static const char *why_name(uint8_t why)
 		return "a FUA write reply";
 	case CRASH_AT_WRITE:
 		return "a write reply";
+	case CRASH_AT_SNAPSHOT:
+		return "a snapshot's instant";
 	default:
 		return "the end";
 	}

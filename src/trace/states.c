@@ -75,6 +75,12 @@
  *     leave a unit it was writing at the crash in any state.  Off by
  *     default: the NBD contract says nothing of it, and checkers that
  *     checksum their blocks should see it.
+ * S10. Snapshots.  A live snapshot (engine/snapshot.c I1) leaves a mark
+ *     "snapshot NAME" at its instant P; the point just after the mark (t =
+ *     its seq + 1) is a crash point too, so that `--is-state IMG --at
+ *     "snapshot NAME"` asks about that instant alone.  Any instant is a
+ *     legal crash point; S1 merges it with the one before when they allow
+ *     the same states.
  */
 #include "trace/states.h"
 
@@ -228,6 +234,8 @@ const char *crash_why_name(uint8_t why)
 		return "write";
 	case CRASH_AT_END:
 		return "end";
+	case CRASH_AT_SNAPSHOT:
+		return "snapshot";
 	}
 	return "?";
 }
@@ -670,8 +678,9 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 	uint32_t n_ev = 0, i, w, first_trim = NONE, n_conc = 0, n_trims = 0;
 	uint64_t cover = 0, skip_lo = 0, skip_hi = 0;
 
-	ev = calloc((size_t)p->n_writes + n_fl + 1, sizeof *ev);
-	p->points = calloc((size_t)p->n_writes + n_fl + 2, sizeof *p->points);
+	ev = calloc((size_t)p->n_writes + n_fl + p->n_marks + 1, sizeof *ev);
+	p->points = calloc((size_t)p->n_writes + n_fl + p->n_marks + 2,
+			   sizeof *p->points);
 	if (!ev || !p->points) {
 		free(ev);
 		return -ENOMEM;
@@ -693,6 +702,12 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 		if (!fl[i].status && fl[i].reply != CRASH_NEVER)
 			ev[n_ev++] = (struct event){fl[i].reply, CRASH_AT_FLUSH,
 						    fl[i].recv};
+	/* S10: the instant of a live snapshot is a crash point. */
+	for (i = 0; i < p->n_marks; i++)
+		if (!strncmp(p->marks[i].label, CRASH_SNAPSHOT_MARK,
+			     strlen(CRASH_SNAPSHOT_MARK)))
+			ev[n_ev++] = (struct event){p->marks[i].seq + 1,
+						    CRASH_AT_SNAPSHOT, 0};
 	qsort(ev, n_ev, sizeof *ev, cmp_event);
 	ev[n_ev++] = (struct event){p->end_seq, CRASH_AT_END, 0};
 
@@ -759,6 +774,24 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 	}
 	free(ev);
 	return 0;
+}
+
+int64_t crash_point_at_mark(const struct crash_plan *p, const char *label)
+{
+	uint32_t m, k;
+	int64_t at = -1;
+
+	for (m = 0; m < p->n_marks; m++)
+		if (!strcmp(p->marks[m].label, label))
+			break;
+	if (m == p->n_marks)
+		return -1;
+	/* S10: just after the mark; S1 may have merged it with the one
+	   before, which then allows the same states. */
+	for (k = 0; k < p->n_points && p->points[k].t <= p->marks[m].seq + 1;
+	     k++)
+		at = k;
+	return at;
 }
 
 int crash_plan_build(const struct trace_header *h, const struct trace_rec *recs,

@@ -61,7 +61,24 @@ struct crash_write {
 	const uint8_t *data; /* CRASH_W_DATA: len bytes */
 };
 
-enum crash_why { CRASH_AT_FLUSH, CRASH_AT_FUA, CRASH_AT_WRITE, CRASH_AT_END };
+enum crash_why {
+	CRASH_AT_FLUSH,
+	CRASH_AT_FUA,
+	CRASH_AT_WRITE,
+	CRASH_AT_END,
+	CRASH_AT_SNAPSHOT, /* S10: right after a mark "snapshot NAME" */
+};
+
+/* S10: the label of a live snapshot's mark starts with this. */
+#define CRASH_SNAPSHOT_MARK "snapshot "
+
+/*
+ * S10: the crash point right after the first mark label (the instant P
+ * of a snapshot, `--at`): the last point at or before it, which allows
+ * exactly the states of that instant.  -1 if there is no such mark.
+ */
+struct crash_plan;
+int64_t crash_point_at_mark(const struct crash_plan *p, const char *label);
 
 struct crash_point {
 	uint64_t t; /* crash just before the event with this seq */

@@ -34,7 +34,7 @@ ctl=$TMP/main.ctl
 check "usage errors: exit 2, one line (Q8)"
 fails 2 'expected PATH COMMAND' "$LOOPD" ctl
 fails 2 'expected PATH COMMAND' "$LOOPD" ctl "$ctl"
-fails 2 "unknown command 'snapshot'" "$LOOPD" ctl "$ctl" snapshot
+fails 2 "unknown command 'frobnicate'" "$LOOPD" ctl "$ctl" frobnicate
 fails 2 'unknown option' "$LOOPD" ctl "$ctl" stats --xml
 fails 2 'at most one' "$LOOPD" ctl "$ctl" stats --json --text
 fails 2 'one LABEL' "$LOOPD" ctl "$ctl" mark

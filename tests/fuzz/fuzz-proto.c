@@ -73,20 +73,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* What a connection may have negotiated; every request meets each one. */
 static const struct proto_view views[] = {
 	/* loopd's own export with everything negotiated. */
-	{MiB, TF_ALL, 1, 64 * MiB, true, true},
+	{MiB, TF_ALL, 1, 64 * MiB, true, true, false},
 	/* Read-only, O_DIRECT blocks, simple replies. */
-	{MiB, TF_RO, 4096, 64 * MiB, false, false},
+	{MiB, TF_RO, 4096, 64 * MiB, false, false, false},
 	/* The baseline: nothing advertised, small payloads. */
-	{MiB, NBD_FLAG_HAS_FLAGS, 1, 4096, false, false},
+	{MiB, NBD_FLAG_HAS_FLAGS, 1, 4096, false, false, false},
 	/* Structured replies but no context; DF advertised regardless. */
-	{MiB, TF_ALL, 512, 32 * MiB, true, false},
+	{MiB, TF_ALL, 512, 32 * MiB, true, false, false},
 	/* Empty export. */
-	{0, TF_ALL, 1, 64 * MiB, true, true},
+	{0, TF_ALL, 1, 64 * MiB, true, true, false},
 	/* The largest export: offset + length can wrap. */
-	{UINT64_MAX, TF_ALL, 1, UINT32_MAX, true, true},
+	{UINT64_MAX, TF_ALL, 1, UINT32_MAX, true, true, false},
 	/* FUA and DF, but no FLUSH, TRIM, WRITE_ZEROES or CACHE. */
 	{MiB, NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_DF, 1,
-	 64 * MiB, true, true},
+	 64 * MiB, true, true, false},
+	/* Only a dirty bitmap selected (qemu:dirty-bitmap:NAME). */
+	{MiB, TF_ALL, 4096, 64 * MiB, true, false, true},
 };
 
 /* --- Requests --- */
@@ -134,7 +136,8 @@ static void check_accepted(const struct nbd_request *r,
 		check(r->offset == 0 && r->length == 0);
 		return;
 	case NBD_CMD_BLOCK_STATUS:
-		check(v->structured && v->meta_alloc && r->length > 0);
+		check(v->structured && (v->meta_alloc || v->meta_dirty) &&
+		      r->length > 0);
 		break;
 	case NBD_CMD_READ:
 	case NBD_CMD_WRITE:

@@ -6,7 +6,9 @@
  * META_CONTEXT parsing, NBD_REP_SERVER), 1.4 (request/reply framing),
  * 1.5 (which flags each command takes), 1.6 (size constraints, out of
  * range), 1.7 (error values) and every row of table 1.10, plus the
- * validation order a-j of proto_validate_request().
+ * validation order a-j of proto_validate_request(); P1 (a BLOCK_STATUS
+ * chunk per context, DONE on the last) and P2 (rounding, for
+ * base:allocation and for dirty bitmaps).
  *
  * Validation cases are one table row each, and each row is registered as
  * its own cmocka test named after the case, so a failure names the rule.
@@ -96,6 +98,36 @@ static const struct proto_view v_sr_nometa = {
 	.min_block = 1,
 	.max_payload = 32 * MiB,
 	.structured = true,
+};
+
+/* Only a dirty bitmap selected (qemu:dirty-bitmap:NAME): enough. */
+static const struct proto_view v_dirty = {
+	.size = MiB,
+	.tflags = TF_ALL,
+	.min_block = 1,
+	.max_payload = 32 * MiB,
+	.structured = true,
+	.meta_dirty = true,
+};
+
+/* A dirty bitmap recorded without structured replies: not enough. */
+static const struct proto_view v_dirty_nosr = {
+	.size = MiB,
+	.tflags = TF_ALL & ~NBD_FLAG_SEND_DF,
+	.min_block = 1,
+	.max_payload = 32 * MiB,
+	.meta_dirty = true,
+};
+
+/* Both contexts. */
+static const struct proto_view v_both = {
+	.size = MiB,
+	.tflags = TF_ALL,
+	.min_block = 1,
+	.max_payload = 32 * MiB,
+	.structured = true,
+	.meta_alloc = true,
+	.meta_dirty = true,
 };
 
 /* A context recorded without structured replies: must not be enough. */
@@ -216,6 +248,9 @@ static const struct vcase vcases[] = {
 	  0, 4096, 0 },
 	{ "valid_bs_req_one", &v_full, BS, REQ_ONE, 0, 4096, 0 },
 	{ "valid_bs_fua_req_one", &v_full, BS, FUA | REQ_ONE, 0, 4096, 0 },
+	{ "valid_bs_dirty_only", &v_dirty, BS, 0, 0, 4096, 0 },
+	{ "valid_bs_dirty_req_one", &v_dirty, BS, REQ_ONE, 0, 4096, 0 },
+	{ "valid_bs_both_contexts", &v_both, BS, 0, 0, 4096, 0 },
 	/* max_payload bounds payloads only, not effect lengths (1.6). */
 	{ "valid_trim_longer_than_max_payload", &v_huge, TRIM, 0, 0,
 	  64 * MiB, 0 },
@@ -365,6 +400,10 @@ static const struct vcase vcases[] = {
 	{ "bs_without_meta_context", &v_sr_nometa, BS, 0, 0, 4096, -EINVAL },
 	{ "bs_meta_without_structured", &v_meta_nosr, BS, 0, 0, 4096,
 	  -EINVAL },
+	{ "bs_dirty_without_structured", &v_dirty_nosr, BS, 0, 0, 4096,
+	  -EINVAL },
+	{ "bs_dirty_zero_length", &v_dirty, BS, 0, 0, 0, -EINVAL },
+	{ "beyond_bs_dirty", &v_dirty, BS, 0, MiB - 1, 2, -EINVAL },
 	{ "bs_zero_length", &v_full, BS, 0, 0, 0, -EINVAL },
 
 	/* 1.10 / g: READ/WRITE longer than max_payload. */
@@ -1178,11 +1217,12 @@ static void expect_reply(uint16_t type, uint32_t len, uint32_t err,
 			 bool structured, size_t want_len, uint16_t want_kind,
 			 enum proto_payload want_payload)
 {
+	static const struct proto_status_chunk st = {.id = 1, .n_extents = 3};
 	struct nbd_request r = {
 		.type = type, .cookie = 7, .offset = 4096, .length = len};
 	uint8_t hdr[PROTO_REPLY_HDR_MAX];
 	enum proto_payload pay;
-	size_t n = proto_encode_reply(hdr, &r, err, structured, 1, 3, &pay);
+	size_t n = proto_encode_reply(hdr, &r, err, structured, &st, 1, &pay);
 
 	assert_int_equal(n, want_len);
 	assert_int_equal(pay, want_payload);
@@ -1192,6 +1232,8 @@ static void expect_reply(uint16_t type, uint32_t len, uint32_t err,
 		assert_int_equal(proto_get_be32(hdr),
 				 NBD_STRUCTURED_REPLY_MAGIC);
 		assert_int_equal(proto_get_be16(hdr + 6), want_kind);
+		/* One chunk: it is the last. */
+		assert_int_equal(proto_get_be16(hdr + 4), NBD_REPLY_FLAG_DONE);
 	}
 }
 
@@ -1218,6 +1260,81 @@ static void test_reply_selection(void **state)
 		     NBD_REPLY_TYPE_BLOCK_STATUS, PROTO_PAYLOAD_EXTENTS);
 	expect_reply(NBD_CMD_BLOCK_STATUS, 512, NBD_EINVAL, true, 26,
 		     NBD_REPLY_TYPE_ERROR, PROTO_PAYLOAD_NONE);
+}
+
+/*
+ * P1: base:allocation (id 1, 2 descriptors) and a dirty bitmap (id 2, 1
+ * descriptor): two BLOCK_STATUS chunks, the second's header inside the
+ * payload, DONE on it alone; the bytes on the wire are exactly two
+ * well-formed chunks.
+ */
+static void test_p1_two_status_chunks(void **state)
+{
+	static const struct proto_status_chunk st[] = {{1, 2}, {2, 1}};
+	static const struct proto_extent alloc[] = {
+		{MiB, 0}, {4096, NBD_STATE_HOLE | NBD_STATE_ZERO}};
+	static const struct proto_extent dirty[] = {
+		{MiB + 4096, NBD_STATE_DIRTY}};
+	const struct proto_extent *ext[] = {alloc, dirty};
+	static const uint8_t want_hdr[] = {
+		0x66, 0x8e, 0x33, 0xef, 0x00, 0x00, 0x00, 0x05, /* no DONE */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09,
+		0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x01,
+	};
+	/* alloc: 1 MiB data, 4 KiB hole|zero; the dirty chunk's header
+	   (DONE, id 2, length 4 + 8); dirty: 1 MiB + 4 KiB dirty. */
+	static const uint8_t want_pay[] = {
+		0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x10, 0x00, 0x00, 0x00, 0x00, 0x03, 0x66, 0x8e, 0x33, 0xef,
+		0x00, 0x01, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x00, 0x09, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x02,
+		0x00, 0x10, 0x10, 0x00, 0x00, 0x00, 0x00, 0x01,
+	};
+	struct nbd_request r = {.type = NBD_CMD_BLOCK_STATUS,
+				.cookie = 9,
+				.offset = 0,
+				.length = MiB + 4096};
+	uint8_t hdr[PROTO_REPLY_HDR_MAX], pay[64];
+	enum proto_payload p;
+	size_t n;
+
+	(void)state;
+	memset(hdr, CANARY, sizeof(hdr));
+	n = proto_encode_reply(hdr, &r, 0, true, st, 2, &p);
+	check_bytes(hdr, sizeof(hdr), n, want_hdr, sizeof(want_hdr));
+	assert_int_equal(p, PROTO_PAYLOAD_EXTENTS);
+	assert_int_equal(proto_status_payload_size(3, 2), sizeof(want_pay));
+	memset(pay, CANARY, sizeof(pay));
+	n = proto_encode_status_payload(pay, 9, st, ext, 2);
+	check_bytes(pay, sizeof(pay), n, want_pay, sizeof(want_pay));
+
+	/* An error is one ERROR chunk for both contexts. */
+	n = proto_encode_reply(hdr, &r, NBD_EIO, true, st, 2, &p);
+	assert_int_equal(n, 26);
+	assert_int_equal(proto_get_be16(hdr + 4), NBD_REPLY_FLAG_DONE);
+	assert_int_equal(proto_get_be16(hdr + 6), NBD_REPLY_TYPE_ERROR);
+	assert_int_equal(p, PROTO_PAYLOAD_NONE);
+}
+
+/* P1: one chunk (the dirty bitmap alone): the payload is descriptors. */
+static void test_p1_one_status_chunk_payload(void **state)
+{
+	static const struct proto_status_chunk st = {2, 2};
+	static const struct proto_extent dirty[] = {{65536, NBD_STATE_DIRTY},
+						    {131072, 0}};
+	const struct proto_extent *ext[] = {dirty};
+	static const uint8_t want[] = {
+		0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+		0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	};
+	uint8_t pay[32];
+
+	(void)state;
+	memset(pay, CANARY, sizeof(pay));
+	assert_int_equal(proto_status_payload_size(2, 1), sizeof(want));
+	check_bytes(pay, sizeof(pay),
+		    proto_encode_status_payload(pay, 1, &st, ext, 1), want,
+		    sizeof(want));
 }
 
 static void test_cmd_is_write(void **state)
@@ -1297,6 +1414,86 @@ static void test_align_extents(void **state)
 	}
 }
 
+/* --- Extent alignment of a dirty bitmap (P2) --- */
+
+#define DIRTY NBD_STATE_DIRTY
+
+static void expect_dirty(const struct proto_extent *in, uint32_t n_in,
+			 uint64_t off, uint64_t end, uint32_t b,
+			 const struct proto_extent *want, uint32_t n_want,
+			 uint32_t max)
+{
+	struct proto_extent out[16];
+	uint32_t n, i;
+
+	n = proto_align_dirty(in, n_in, off, end, b, out, max);
+	for (i = 0; i < n && i < n_want; i++)
+		if (out[i].len != want[i].len || out[i].flags != want[i].flags)
+			break;
+	if (n != n_want || i != n) {
+		for (i = 0; i < n; i++)
+			print_error("  got %llu/%u\n",
+				    (unsigned long long)out[i].len,
+				    out[i].flags);
+		fail();
+	}
+}
+
+static void test_p2_align_dirty(void **state)
+{
+	(void)state;
+	{ /* Granules on block boundaries pass unchanged. */
+		const struct proto_extent in[] = {
+			{65536, DIRTY}, {131072, 0}, {65536, DIRTY}};
+		expect_dirty(in, 3, 0, 262144, 4096, in, 3, 16);
+	}
+	{ /* Clean shrinks, dirty grows: never clean over a change. */
+		const struct proto_extent in[] = {
+			{5000, 0}, {10000, DIRTY}, {1384, 0}};
+		const struct proto_extent want[] = {
+			{4096, 0}, {4096, DIRTY}, {8192, DIRTY}};
+		expect_dirty(in, 3, 0, 16384, 4096, want, 3, 16);
+	}
+	{ /* Clean smaller than a block becomes dirty. */
+		const struct proto_extent in[] = {
+			{4096, DIRTY}, {1000, 0}, {3096, DIRTY}, {4096, 0}};
+		const struct proto_extent want[] = {
+			{4096, DIRTY}, {4096, DIRTY}, {4096, 0}};
+		expect_dirty(in, 4, 0, 12288, 4096, want, 3, 16);
+	}
+	{ /* An unaligned start: the first extent ends on a block. */
+		const struct proto_extent in[] = {{3000, 0}, {8192, DIRTY}};
+		const struct proto_extent want[] = {{3000, 0}, {8192, DIRTY}};
+		expect_dirty(in, 2, 1096, 12288, 4096, want, 2, 16);
+	}
+	{ /* The export's unaligned end may end an extent. */
+		const struct proto_extent in[] = {{4096, 0}, {100, DIRTY}};
+		expect_dirty(in, 2, 0, 4196, 4096, in, 2, 16);
+	}
+	{ /* Raw extents that stop early: dirty beyond is the safe guess. */
+		const struct proto_extent in[] = {{6000, 0}};
+		const struct proto_extent want[] = {{4096, 0}, {4096, DIRTY}};
+		expect_dirty(in, 1, 0, 65536, 4096, want, 2, 16);
+	}
+	{ /* max (REQ_ONE) cuts the answer. */
+		const struct proto_extent in[] = {{65536, 0}, {65536, DIRTY}};
+		expect_dirty(in, 2, 0, 131072, 4096, in, 1, 1);
+	}
+	{ /* The same input as base:allocation rounds the other way. */
+		const struct proto_extent in[] = {{5000, 0}, {3192, DIRTY}};
+		const struct proto_extent want_dirty[] = {{4096, 0},
+							  {4096, DIRTY}};
+		const struct proto_extent want_alloc[] = {{8192, 0}};
+		struct proto_extent out[4];
+
+		expect_dirty(in, 2, 0, 8192, 4096, want_dirty, 2, 16);
+		assert_int_equal(
+			proto_align_extents(in, 2, 0, 8192, 4096, out, 4), 1);
+		assert_int_equal(out[0].len, want_alloc[0].len);
+		assert_int_equal(out[0].flags, want_alloc[0].flags);
+	}
+}
+
 /* --- Registration --- */
 
 #define PLAIN(f)                                                               \
@@ -1332,8 +1529,11 @@ static const struct CMUnitTest plain_tests[] = {
 	PLAIN(test_meta_opt_good),
 	PLAIN(test_meta_opt_no_queries),
 	PLAIN(test_reply_selection),
+	PLAIN(test_p1_two_status_chunks),
+	PLAIN(test_p1_one_status_chunk_payload),
 	PLAIN(test_cmd_is_write),
 	PLAIN(test_align_extents),
+	PLAIN(test_p2_align_dirty),
 };
 
 /* One cmocka test per table row, named after the row. */
