@@ -704,7 +704,8 @@ static int build_points(struct crash_plan *p, const struct flush *fl,
 						    fl[i].recv};
 	/* S10: the instant of a live snapshot is a crash point. */
 	for (i = 0; i < p->n_marks; i++)
-		if (!strncmp(p->marks[i].label, CRASH_SNAPSHOT_MARK,
+		if (p->marks[i].label &&
+		    !strncmp(p->marks[i].label, CRASH_SNAPSHOT_MARK,
 			     strlen(CRASH_SNAPSHOT_MARK)))
 			ev[n_ev++] = (struct event){p->marks[i].seq + 1,
 						    CRASH_AT_SNAPSHOT, 0};
