@@ -217,8 +217,13 @@ static void on_submit(struct queue *q, struct queue_call *c)
 	pthread_mutex_unlock(&exp->lock);
 	engine_events(q, &o, exp);
 	pthread_mutex_lock(&sn->wait_lock);
-	if (sn->phase == PH_REPLIED) /* refused at once (R8): no capture */
+	if (sn->phase == PH_REPLIED) { /* refused at once (R8): no capture */
+		pthread_mutex_lock(&exp->lock);
+		sn->holding = false;
+		sn->t_release = clock_ns(CLOCK_MONOTONIC);
+		pthread_mutex_unlock(&exp->lock);
 		queue_release(q);
+	}
 	pthread_mutex_unlock(&sn->wait_lock);
 }
 
