@@ -79,6 +79,7 @@
 
 #include "engine/dirty.h"
 #include "engine/export.h"
+#include "engine/inject.h"
 #include "engine/queue.h"
 #include "engine/recorder.h"
 #include "engine/request.h"
@@ -234,12 +235,25 @@ static void on_complete(struct queue *q, struct queue_call *c)
 	struct export *exp = sn->exp;
 	struct sched_out o;
 
+	bool latched;
+
 	sched_out_init(&o);
 	pthread_mutex_lock(&exp->lock);
 	sn->holding = false;
 	sn->t_release = clock_ns(CLOCK_MONOTONIC);
+	latched = !sched_failed(&exp->sched);
 	sched_complete(&exp->sched, &sn->s, sn->complete_res, &o);
+	latched = latched && sched_failed(&exp->sched);
+	if (latched) { /* N6: the first latch says why */
+		exp->latch_err = -sn->complete_res;
+		exp->latch_op = "snapshot sync";
+	}
 	pthread_mutex_unlock(&exp->lock);
+	if (latched) /* R5, as for a failed FLUSH's sync */
+		log_msg("export \"%s\": the sync of snapshot --sync failed: "
+			"%s; the export no longer claims durability until "
+			"restarted (writes and flushes get EIO)",
+			exp->name, strerror(-sn->complete_res));
 	engine_events(q, &o, exp);
 	queue_release(q);
 }
@@ -283,7 +297,7 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 /* I4: len bytes of DEST.part at off from p, its all-zero blocks left as
    holes.  0 or -errno. */
 static int write_sparse(struct snapshot *sn, const uint8_t *p, size_t len,
-			uint64_t off)
+			uint64_t off, uint64_t *written)
 {
 	size_t i = 0, start;
 	int r = 0;
@@ -300,9 +314,11 @@ static int write_sparse(struct snapshot *sn, const uint8_t *p, size_t len,
 			i += CBW_BLOCK;
 		if (i > len)
 			i = len;
-		if (i > start)
+		if (i > start) {
 			r = pwrite_all(sn->dst_fd, p + start, i - start,
 				       off + start);
+			*written += i - start;
+		}
 	}
 	return r;
 }
@@ -328,7 +344,7 @@ static int copy_blocks(struct snapshot *sn, uint64_t b0, uint64_t b1,
 		       uint8_t *buf, bool by_write)
 {
 	struct backend *b = sn->exp->b;
-	uint64_t size = sn->exp->size, off = b0 * CBW_BLOCK, k, e;
+	uint64_t size = sn->exp->size, off = b0 * CBW_BLOCK, k, e, w;
 	uint64_t end =
 		(b1 + 1) * CBW_BLOCK > size ? size : (b1 + 1) * CBW_BLOCK;
 	size_t len = (size_t)(end - off);
@@ -349,14 +365,16 @@ static int copy_blocks(struct snapshot *sn, uint64_t b0, uint64_t b1,
 		while (e < b1 && !bit_test(sn, e + 1))
 			e++;
 		hi = (e + 1) * CBW_BLOCK > end ? end : (e + 1) * CBW_BLOCK;
-		r = write_sparse(sn, buf + (lo - off), (size_t)(hi - lo), lo);
+		w = 0;
+		r = write_sparse(sn, buf + (lo - off), (size_t)(hi - lo), lo,
+				 &w);
 		if (r)
 			break;
 		for (uint64_t j = k; j <= e; j++)
 			bit_set(sn, j);
-		sn->copied += hi - lo;
+		sn->copied += w; /* bytes written: holes are not counted */
 		if (by_write)
-			sn->copied_by_writes += hi - lo;
+			sn->copied_by_writes += w;
 	}
 	if (r && r != -ECANCELED && atomic_load(&sn->active))
 		copy_failed(sn, r);
@@ -654,8 +672,13 @@ static int capture(struct snapshot *sn, const struct snapshot_opts *o, int fd,
 		return sn->status ? sn->status : -EIO;
 	}
 	t_run = clock_ns(CLOCK_MONOTONIC);
-	if (o->sync) { /* I3, R5 */
-		sync_res = b->ops->final_sync(b);
+	if (o->sync) { /* I3, R5; a sync as --inject sees it */
+		unsigned int delay = 0;
+
+		if (unlikely(inject_enabled))
+			inject_match(INJ_SYNC, 0, 0, &delay, &sync_res);
+		if (!sync_res)
+			sync_res = b->ops->final_sync(b);
 		if (sync_res < 0) {
 			r = sync_res;
 			snprintf(err, errlen, "syncing the export failed: %s",

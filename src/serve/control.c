@@ -57,6 +57,9 @@
  *     error line: no such export, a read-only export (it has no
  *     checkpoints), a bad name, a name that exists, DIRTY_MAPS_MAX
  *     already, no such checkpoint.
+ * Q10. "snapshot" (J1 in serve/snapshots.c) runs on a thread of its own
+ *     that takes the connection over (see cmd_snapshot), so that a
+ *     snapshot's drain and copy never hold the control channel.
  */
 #include "serve/control.h"
 
@@ -100,12 +103,19 @@ struct control {
 	pthread_t thread;
 	bool running;
 	char msg[512]; /* a command's error line, built (Q1) */
+	/* Q10: snapshots running on threads of their own. */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cond;
+	unsigned int jobs;
 };
 
 /* ---------------------------------------------------------------- */
 /* Commands (Q4).                                                    */
 
-/* A command: 0 once it has replied, or -1 with *err (the error line). */
+/*
+ * A command: 0 once it has replied, -1 with *err (the error line), or 1
+ * when it has taken the connection over (Q10: it replies and closes it).
+ */
 struct command {
 	const char *name;
 	int (*fn)(struct control *c, int fd, const char *args,
@@ -383,23 +393,74 @@ static int cmd_checkpoints(struct control *c, int fd, const char *args,
 }
 
 /*
- * J1 (serve/snapshots.c): "snapshot [--export NAME] [--sync] [--no-wait]
- * DEST".  The control thread waits for the snapshot: for its drain and
- * capture, and without --no-wait for its copy.
+ * Q10.  A snapshot may wait long (J1: its drain, its copy), and a
+ * control channel that waited with it would answer nothing else (Q2).  So
+ * "snapshot" runs on a thread of its own, which takes the connection over,
+ * replies and closes it; the control thread serves on.  control_stop()
+ * waits for these threads; by then the schedule has abandoned running
+ * copies and the workers have drained every write (J4), so they end.
  */
+struct snapjob {
+	struct control *c;
+	int fd;
+	char args[];
+};
+
+static void linger_close(int fd);
+
+static void *snapjob_main(void *arg)
+{
+	struct snapjob *j = arg;
+	struct control *c = j->c;
+	char *out = NULL, err[512];
+	size_t len = 0;
+
+	if (snapshots_command(c->srv, j->args, &out, &len, err, sizeof err) <
+	    0)
+		(void)reply_error(j->fd, err);
+	else
+		(void)reply(j->fd, "ok\n", out, len); /* a client gone: its own */
+	free(out);
+	linger_close(j->fd);
+	free(j);
+	pthread_mutex_lock(&c->jobs_lock);
+	c->jobs--;
+	pthread_cond_broadcast(&c->jobs_cond);
+	pthread_mutex_unlock(&c->jobs_lock);
+	return NULL;
+}
+
+/* J1 (serve/snapshots.c): "snapshot [--export NAME] [--sync] [--no-wait]
+   DEST", on a thread of its own (Q10). */
 static int cmd_snapshot(struct control *c, int fd, const char *args,
 			const char **err)
 {
-	char *out = NULL;
-	size_t len = 0;
+	size_t n = strlen(args) + 1;
+	struct snapjob *j = malloc(sizeof *j + n);
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
 
-	*err = c->msg;
-	if (snapshots_command(c->srv, args, &out, &len, c->msg, sizeof c->msg) <
-	    0)
+	*err = "snapshot: out of memory";
+	if (!j)
 		return -1;
-	(void)reply(fd, "ok\n", out, len); /* a client gone: its own */
-	free(out);
-	return 0;
+	j->c = c;
+	j->fd = fd;
+	memcpy(j->args, args, n);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&c->jobs_lock);
+	r = pthread_create(&t, &attr, snapjob_main, j);
+	if (!r)
+		c->jobs++;
+	pthread_mutex_unlock(&c->jobs_lock);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		free(j);
+		*err = "snapshot: cannot start a thread";
+		return -1;
+	}
+	return 1;
 }
 
 /* Q4: the one table. */
@@ -414,7 +475,8 @@ static const struct command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Q1: run one request line. */
-static void dispatch(struct control *c, int fd, char *line)
+/* Q1: 1 when a command took the connection over (Q10), else 0. */
+static int dispatch(struct control *c, int fd, char *line)
 {
 	char msg[160], names[96] = "";
 	const char *err = NULL, *args = "";
@@ -440,10 +502,18 @@ static void dispatch(struct control *c, int fd, char *line)
 			 "unknown command \"%.40s\" (commands: %s)", line,
 			 names);
 		(void)reply_error(fd, msg);
-		return;
+		return 0;
 	}
-	if (commands[i].fn(c, fd, args, &err) < 0)
+	switch (commands[i].fn(c, fd, args, &err)) {
+	case 1:
+		return 1;
+	case -1:
 		(void)reply_error(fd, err);
+		break;
+	default:
+		break;
+	}
+	return 0;
 }
 
 /* ---------------------------------------------------------------- */
@@ -523,8 +593,8 @@ static void serve_client(struct control *c, int lfd, bool mark_only)
 	} else if (mark_only) { /* Q5 */
 		if (do_mark(c, fd, line, &err) < 0)
 			(void)reply_error(fd, err);
-	} else {
-		dispatch(c, fd, line);
+	} else if (dispatch(c, fd, line) == 1) {
+		return; /* Q10: its thread closes it */
 	}
 	linger_close(fd);
 }
@@ -666,6 +736,8 @@ int control_open(struct control **out, const struct control_config *cc,
 	}
 	c->srv = srv;
 	c->rec = rec;
+	pthread_mutex_init(&c->jobs_lock, NULL);
+	pthread_cond_init(&c->jobs_cond, NULL);
 	c->fd = c->mark_fd = c->stop_fd = -1;
 	c->interval = cc->stats_interval;
 	c->format = cc->stats_format;
@@ -755,6 +827,10 @@ void control_stop(struct control *c)
 		if (write(c->stop_fd, &one, sizeof one) < 0)
 			log_msg("control: eventfd: %s", strerror(errno));
 		pthread_join(c->thread, NULL);
+		pthread_mutex_lock(&c->jobs_lock); /* Q10 */
+		while (c->jobs)
+			pthread_cond_wait(&c->jobs_cond, &c->jobs_lock);
+		pthread_mutex_unlock(&c->jobs_lock);
 		if (c->stats_file)
 			write_stats_file(c); /* Q6: the final figures */
 	}
@@ -772,5 +848,7 @@ void control_stop(struct control *c)
 	free(c->path);
 	free(c->mark_path);
 	free(c->stats_file);
+	pthread_mutex_destroy(&c->jobs_lock);
+	pthread_cond_destroy(&c->jobs_cond);
 	free(c);
 }

@@ -106,14 +106,8 @@ static const char *next_word(const char *args, char *word, size_t len)
 
 static struct export *find_export(struct server *srv, const char *name)
 {
-	size_t i;
-
-	if (!name)
-		return srv->n_exports ? srv->exports[0] : NULL;
-	for (i = 0; i < srv->n_exports; i++)
-		if (!strcmp(srv->exports[i]->name, name))
-			return srv->exports[i];
-	return NULL;
+	/* The empty name is the default export, as everywhere. */
+	return server_find_export(srv, name ? name : "", name ? strlen(name) : 0);
 }
 
 int snapshots_command(struct server *srv, const char *args, char **out,
@@ -159,7 +153,7 @@ int snapshots_command(struct server *srv, const char *args, char **out,
 	o.dest = rest;
 	exp = find_export(srv, export_name);
 	if (!exp) {
-		snprintf(err, errlen, "snapshot: no export \"%.100s\"",
+		snprintf(err, errlen, "snapshot: no export named \"%.100s\"",
 			 export_name ? export_name : "");
 		return -ENOENT;
 	}
