@@ -448,6 +448,38 @@ snap "$TMP/dflt.ctl" --export '' "$TMP/dflt.snap"
 [[ $(fig export) == dflt.img ]] || fail "export: $(fig export)"
 ok "snapshot --export '': the default export, dflt.img"
 
+check "Q10: the control channel answers while a snapshot waits for its drain"
+start_server busy --size 1M --control "$TMP/busy.ctl" \
+	--inject delay=4000:write*1 "$TMP/busy.img"
+"$PY" -c 'import nbd, sys
+h = nbd.NBD(); h.connect_uri(sys.argv[1])
+h.aio_pwrite(b"y" * 4096, 0)  # held 4 s in flight by --inject
+print("sent", flush=True)
+h.poll(-1)  # until its reply
+' "$uri" >"$TMP/busy.out" &
+writer=$!
+wait_log "$TMP/busy.out" '^sent$'
+timeout 60 "$LOOPD" ctl "$TMP/busy.ctl" snapshot "$TMP/busy.snap" \
+	>"$TMP/busy.snap.out" 2>&1 &
+snapper=$!
+# Readiness: the snapshot's checkpoint is made at its instant P, while
+# its drain then waits for the held write.
+for _ in $(seq 200); do
+	"$LOOPD" ctl "$TMP/busy.ctl" checkpoints | grep -q '^busy.snap ' && break
+	sleep 0.01 # polling the control channel, bounded
+done
+t0=$EPOCHREALTIME
+timeout 3 "$LOOPD" ctl "$TMP/busy.ctl" stats >/dev/null ||
+	fail "stats got no answer while a snapshot waited"
+kill -0 "$snapper" 2>/dev/null || fail "the snapshot ended before stats was asked"
+ok "stats answered in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }') s during the drain"
+wait "$snapper" || fail "snapshot: $(cat "$TMP/busy.snap.out")"
+wait "$writer" || true
+grep -q '^drain: [0-9]\{4\}' "$TMP/busy.snap.out" ||
+	fail "the drain did not wait for the write: $(cat "$TMP/busy.snap.out")"
+ok "then the snapshot completed: $(grep '^drain' "$TMP/busy.snap.out")"
+stop_server "$pid"
+
 check "--sync: a failed sync latches the export (R8, R5) and fails the snapshot"
 # The first sync of the server fails (--inject): the snapshot's own.
 start_server latch --size 1M --control "$TMP/latch.ctl" \
