@@ -135,7 +135,7 @@ static int reply_error(int fd, const char *msg)
 {
 	char line[512];
 
-	snprintf(line, sizeof line, "error: %s\n", msg);
+	snprintf(line, sizeof line, "error: %.500s\n", msg);
 	return reply(fd, line, NULL, 0);
 }
 
