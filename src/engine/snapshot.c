@@ -56,11 +56,13 @@
  * I9. What a snapshot costs is the drain and the capture (reflink, RBD),
  *     or the drain alone (copy-before-write), while writes are held;
  *     after that, with copy-before-write, each first write to a block
- *     copies it (one 4 KiB read and write for a 4 KiB write), and the
- *     background copy runs at SCHED_IDLE: it takes the CPU the clients
- *     leave, and a busy export's snapshot takes longer to complete rather
- *     than slowing the clients.  Its lock is held only to write what was
- *     read.  Measured in bench/snapshot.
+ *     copies it (one 4 KiB read and write for a 4 KiB write).  The
+ *     background copy yields to the clients: it runs at nice 19, and
+ *     while writes arrive it pauses CBW_YIELD times as long as it copied
+ *     (at most 20 ms) after each CBW_CHUNK, so that a busy export's
+ *     snapshot takes longer to complete rather than slowing its clients;
+ *     an idle export's is copied at full speed.  Its lock is held only to
+ *     write what was read.  Measured in bench/snapshot.
  */
 #include "engine/snapshot.h"
 
@@ -70,7 +72,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +91,9 @@
 #include "util/log.h"
 
 #define CBW_BLOCK 4096u /* I4: the unit of the copied map */
-#define CBW_CHUNK (1u << 20) /* I4: the background copy's piece */
+#define CBW_CHUNK (256u << 10) /* I4: the background copy's piece */
+#define CBW_YIELD 9 /* I9: pause this many times a piece's copy time */
+#define CBW_PAUSE_MAX_NS 20000000ull /* I9: ... but at most 20 ms */
 #define SNAP_LABEL_PREFIX "snapshot " /* I1: trace/states.c knows it */
 
 enum phase {
@@ -130,6 +136,7 @@ struct snapshot {
 	int err; /* I5: the first copy error */
 	uint64_t copied, copied_by_writes;
 	atomic_bool cancel; /* I8 */
+	atomic_uint_fast64_t writes_seen; /* I9: writes while it copies */
 	bool thread_running;
 	pthread_t thread;
 	uint64_t t_start, t_done;
@@ -389,6 +396,7 @@ void snapshot_before_write(struct snapshot *sn, uint64_t off, uint64_t len)
 
 	if (!atomic_load_explicit(&sn->active, memory_order_acquire) || !len)
 		return;
+	atomic_fetch_add_explicit(&sn->writes_seen, 1, memory_order_relaxed);
 	b0 = off / CBW_BLOCK;
 	b1 = (off + len - 1) / CBW_BLOCK;
 	if (b1 >= sn->n_blocks)
@@ -458,6 +466,15 @@ static int finish_file(int fd, const char *part, const char *dest, bool sync,
 	return r;
 }
 
+static void pause_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_nsec = (long)(ns % 1000000000u)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 /* I4: the background copy, on a thread of its own; then I5 or I6. */
 static void *copy_main(void *arg)
 {
@@ -465,11 +482,13 @@ static void *copy_main(void *arg)
 	struct backend *b = sn->exp->b;
 	const uint64_t per = CBW_CHUNK / CBW_BLOCK;
 	uint64_t k = 0, data_hi = 0, data_lo, e;
-	struct sched_param idle = {0};
+	uint64_t seen, t0, dt;
 	int r = 0;
 
-	/* I9: the copy takes what CPU the clients leave. */
-	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+	/* I9: the copy yields the CPU to the clients. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
+		log_msg("snapshot: cannot lower the copy's priority: %s",
+			strerror(errno));
 	while (k < sn->n_blocks && !atomic_load(&sn->cancel)) {
 		if (bit_test(sn, k)) {
 			k++;
@@ -487,10 +506,21 @@ static void *copy_main(void *arg)
 			}
 		}
 		e = k + per - 1 < sn->n_blocks ? k + per - 1 : sn->n_blocks - 1;
+		seen = atomic_load_explicit(&sn->writes_seen,
+					    memory_order_relaxed);
+		t0 = clock_ns(CLOCK_MONOTONIC);
 		r = copy_blocks(sn, k, e, sn->buf, false);
 		if (r < 0)
 			break;
 		k = e + 1;
+		/* I9: while clients write, copy at most 1 / (1 + CBW_YIELD)
+		   of the time; when they do not, at full speed. */
+		dt = clock_ns(CLOCK_MONOTONIC) - t0;
+		if (seen != atomic_load_explicit(&sn->writes_seen,
+						 memory_order_relaxed))
+			pause_ns(dt * CBW_YIELD < CBW_PAUSE_MAX_NS
+					 ? dt * CBW_YIELD
+					 : CBW_PAUSE_MAX_NS);
 	}
 	pthread_mutex_lock(&sn->lock);
 	if (atomic_load(&sn->cancel) && !sn->err)
