@@ -44,8 +44,10 @@
  *     on is seen as unclean (W8).  A checkpoint created and not yet
  *     persisted may be lost by a crash: missing, never wrong.  The names
  *     are copied under ds->lock, the file written outside it.
- * W7. Clean stop.  dirty_set_close() writes "clean" and every listed
- *     map's bitmap.  Every sidecar write (W6 too) makes SIDECAR.tmp,
+ * W7. Clean stop.  dirty_set_save() (and dirty_set_close()) writes
+ *     "clean" and every listed map's bitmap; an export that has no
+ *     checkpoint and never had a sidecar gets none (serving a file leaves
+ *     no file beside it unless checkpoints were made).  Every sidecar write (W6 too) makes SIDECAR.tmp,
  *     fsyncs it, renames it over SIDECAR and fsyncs the directory, so a
  *     crash leaves the old file or the new one, never a torn one.  If the
  *     close fails, the "in use" file stays, and the next start takes it
@@ -90,6 +92,7 @@
 #include <xxhash.h>
 
 #include "util/io.h"
+#include "util/le.h"
 #include "util/list.h"
 
 #define SC_MAGIC "LOOPDCBT"
@@ -123,29 +126,6 @@ struct dirty_set {
 	unsigned int shift; /* log2(gran) */
 	char *sidecar, *tmp, *dir; /* NULL: memory only */
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof v);
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof v);
-}
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof v);
-	return le32toh(v);
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof v);
-	return le64toh(v);
-}
 
 static bool gran_valid(uint64_t gran)
 {
@@ -750,6 +730,10 @@ int dirty_set_save(struct dirty_set *ds)
 {
 	int r = 0;
 
+	/* W7: an export that never had a checkpoint leaves no file. */
+	if (ds && ds->sidecar && !atomic_load(&ds->nalive) &&
+	    access(ds->sidecar, F_OK) < 0 && errno == ENOENT)
+		return 0;
 	if (ds && ds->sidecar) {
 		pthread_mutex_lock(&ds->io_lock);
 		r = sidecar_write(ds, true); /* W7 */

@@ -415,11 +415,11 @@ static void *snapjob_main(void *arg)
 	char *out = NULL, err[512];
 	size_t len = 0;
 
-	if (snapshots_command(c->srv, j->args, &out, &len, err, sizeof err) <
-	    0)
+	if (snapshots_command(c->srv, j->args, &out, &len, err, sizeof err) < 0)
 		(void)reply_error(j->fd, err);
 	else
-		(void)reply(j->fd, "ok\n", out, len); /* a client gone: its own */
+		(void)reply(j->fd, "ok\n", out,
+			    len); /* a client gone: its own */
 	free(out);
 	linger_close(j->fd);
 	free(j);

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,6 +127,7 @@ static int open_checkpoints(const struct serve_config *cfg, struct export *exp,
 {
 	char side[PATH_MAX], note[256], err[512], safe[NBD_MAX_STRING + 2];
 	const char *sidecar = NULL;
+	struct stat st;
 	size_t i;
 
 	if (exp->read_only)
@@ -143,7 +145,10 @@ static int open_checkpoints(const struct serve_config *cfg, struct export *exp,
 			return -1;
 		}
 		sidecar = side;
-	} else if (!strcmp(exp->b->ops->name, "file")) {
+	} else if (!strcmp(exp->b->ops->name, "file") && stat(spec, &st) == 0 &&
+		   S_ISREG(st.st_mode)) {
+		/* A device's checkpoints are kept in memory only: never a
+		   file beside it in /dev. */
 		if ((size_t)snprintf(side, sizeof side, "%s.checkpoints",
 				     spec) >= sizeof side) {
 			log_msg("%s: path too long", spec);

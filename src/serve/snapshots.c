@@ -107,7 +107,8 @@ static const char *next_word(const char *args, char *word, size_t len)
 static struct export *find_export(struct server *srv, const char *name)
 {
 	/* The empty name is the default export, as everywhere. */
-	return server_find_export(srv, name ? name : "", name ? strlen(name) : 0);
+	return server_find_export(srv, name ? name : "",
+				  name ? strlen(name) : 0);
 }
 
 int snapshots_command(struct server *srv, const char *args, char **out,

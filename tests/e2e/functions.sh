@@ -31,6 +31,8 @@
 #                          client-key.pem, ca-cert.pem), with certtool
 #   on_exit CMD...         run CMD at exit, before the servers are stopped
 #   cli_error RE CMD...    CMD fails with one line on stderr matching RE
+#   fails RC RE CMD...     CMD exits RC (bounded, 60 s) with one line on
+#                          stderr matching RE and nothing on stdout
 #   disk PATH              the export to serve: PATH, or "mem:" (sized by
 #                          --size) when LOOPD_BACKEND=mem
 #   on_files               true unless LOOPD_BACKEND=mem: guards checks
@@ -329,6 +331,19 @@ cli_error() {
 		fail "message does not match /$want/"
 	}
 	ok "$(cat "$TMP/cli.err")"
+}
+
+# fails RC REGEX CMD...: CMD exits RC with one line on stderr matching
+# REGEX, and nothing on stdout.
+fails() {
+	local want=$1 re=$2 rc=0
+	shift 2
+	timeout 60 "$@" </dev/null >"$TMP/out" 2>"$TMP/err" || rc=$?
+	((rc == want)) || fail "$* exited $rc, want $want: $(cat "$TMP/err")"
+	(($(wc -l <"$TMP/err") == 1)) || fail "$*: not one line: $(cat "$TMP/err")"
+	grep -Eq -- "$re" "$TMP/err" || fail "$*: $(cat "$TMP/err") !~ /$re/"
+	[[ ! -s $TMP/out ]] || fail "$*: wrote to stdout: $(cat "$TMP/out")"
+	ok "exit $rc: $(cat "$TMP/err")"
 }
 
 # export_uri NAME SOCK: the URI of a named export on a Unix socket.

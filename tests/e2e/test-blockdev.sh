@@ -95,4 +95,14 @@ for h in (h1, h2, h3):
 PYEOF
 
 stop_server "$pid"
+
+check "a device's checkpoints stay in memory: no file beside it in /dev (W7)"
+start_server bdev2 --control "$TMP/bdev2.ctl" "$loopdev"
+"$LOOPD" ctl "$TMP/bdev2.ctl" checkpoint c1 || fail "checkpoint c1"
+stop_server "$pid"
+[[ ! -e $loopdev.checkpoints ]] || {
+	rm -f "$loopdev.checkpoints"
+	fail "$loopdev.checkpoints was made"
+}
+ok "no $loopdev.checkpoints"
 echo "test-blockdev: all checks passed"

@@ -32,19 +32,6 @@ SIZE=$((16 * MiB))
 G=65536 # the default granularity
 ctl=$TMP/ck.ctl
 
-# fails RC REGEX CMD...: CMD exits RC with one line on stderr matching
-# REGEX, and nothing on stdout.
-fails() {
-	local want=$1 re=$2 rc=0
-	shift 2
-	timeout 30 "$@" </dev/null >"$TMP/out" 2>"$TMP/err" || rc=$?
-	((rc == want)) || fail "$* exited $rc, want $want: $(cat "$TMP/err")"
-	(($(wc -l <"$TMP/err") == 1)) || fail "$*: not one line: $(cat "$TMP/err")"
-	grep -Eq -- "$re" "$TMP/err" || fail "$*: $(cat "$TMP/err") !~ /$re/"
-	[[ ! -s $TMP/out ]] || fail "$*: wrote to stdout: $(cat "$TMP/out")"
-	ok "exit $rc: $(cat "$TMP/err")"
-}
-
 ck() {
 	timeout 30 "$LOOPD" ctl "$ctl" "$@"
 }
@@ -69,6 +56,14 @@ qemu_map() {
 	"$PY" -m test_checkpoint qemu "$TMP/qmap.json" "$SIZE" "$G" \
 		"$what" "$@"
 }
+
+check "W7: serving a file without checkpoints leaves no file beside it"
+start_server plain --size 1M "$TMP/plain.img"
+nbdsh -u "$uri" -c "h.pwrite(b'p' * 4096, 0); h.flush()"
+stop_server "$pid"
+[[ ! -e $TMP/plain.img.checkpoints ]] ||
+	fail "plain.img.checkpoints was made: $(ls -l "$TMP/plain.img.checkpoints")"
+ok "no plain.img.checkpoints"
 
 start_server main --size 16M --control "$ctl" "$TMP/disk.img"
 

@@ -15,19 +15,6 @@ set -euo pipefail
 source "$SRCDIR/tests/e2e/functions.sh"
 "$PY" -c 'import nbd' 2>/dev/null || skip "python3-libnbd is not installed"
 
-# fails RC REGEX CMD...: CMD exits RC with one line on stderr matching
-# REGEX, and nothing on stdout.
-fails() {
-	local want=$1 re=$2 rc=0
-	shift 2
-	timeout 30 "$@" </dev/null >"$TMP/out" 2>"$TMP/err" || rc=$?
-	((rc == want)) || fail "$* exited $rc, want $want: $(cat "$TMP/err")"
-	(($(wc -l <"$TMP/err") == 1)) || fail "$*: not one line: $(cat "$TMP/err")"
-	grep -Eq -- "$re" "$TMP/err" || fail "$*: $(cat "$TMP/err") !~ /$re/"
-	[[ ! -s $TMP/out ]] || fail "$*: wrote to stdout: $(cat "$TMP/out")"
-	ok "exit $rc: $(cat "$TMP/err")"
-}
-
 start_server main --size 16M "$TMP/disk.img"
 ctl=$TMP/main.ctl
 

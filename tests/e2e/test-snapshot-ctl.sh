@@ -51,19 +51,6 @@ fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
 
 MiB=$((1 << 20))
 
-# fails RC REGEX CMD...: CMD exits RC with one line on stderr matching
-# REGEX, and nothing on stdout.
-fails() {
-	local want=$1 re=$2 rc=0
-	shift 2
-	timeout 60 "$@" </dev/null >"$TMP/out" 2>"$TMP/err" || rc=$?
-	((rc == want)) || fail "$* exited $rc, want $want: $(cat "$TMP/err")"
-	(($(wc -l <"$TMP/err") == 1)) || fail "$*: not one line: $(cat "$TMP/err")"
-	grep -Eq -- "$re" "$TMP/err" || fail "$*: $(cat "$TMP/err") !~ /$re/"
-	[[ ! -s $TMP/out ]] || fail "$*: wrote to stdout: $(cat "$TMP/out")"
-	ok "exit $rc: $(cat "$TMP/err")"
-}
-
 # snap CTL ARGS...: `loopd ctl CTL snapshot ARGS`, which must succeed; its
 # answer is in $TMP/snap.out (and shown).
 snap() {
