@@ -158,19 +158,19 @@ int snapshots_command(struct server *srv, const char *args, char **out,
 			 export_name ? export_name : "");
 		return -ENOENT;
 	}
-	if (snapshot_supported(exp, &to_files) && to_files &&
-	    o.dest[0] != '/') {
-		snprintf(err, errlen,
-			 "snapshot: DEST must be an absolute path "
-			 "(loopd ctl makes it one)");
-		return -EINVAL;
-	}
-	if (snapshot_supported(exp, &to_files) && !to_files &&
-	    strchr(o.dest, '/')) {
-		snprintf(err, errlen,
-			 "snapshot: export \"%s\" takes RBD snapshots: DEST "
-			 "is @NAME",
-			 exp->name);
+	/* J1: a path for a file export, @NAME for an RBD one; an export
+	   that cannot be snapshotted is snapshot_take()'s to refuse. */
+	if (snapshot_supported(exp, &to_files) &&
+	    (to_files ? o.dest[0] != '/' : strchr(o.dest, '/') != NULL)) {
+		if (to_files)
+			snprintf(err, errlen,
+				 "snapshot: DEST must be an absolute path "
+				 "(loopd ctl makes it one)");
+		else
+			snprintf(err, errlen,
+				 "snapshot: export \"%s\" takes RBD snapshots: "
+				 "DEST is @NAME",
+				 exp->name);
 		return -EINVAL;
 	}
 	if (snapshot_take(exp, &o, &res, err, errlen) < 0)
