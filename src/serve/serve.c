@@ -414,7 +414,7 @@ static int serve_stop(const struct serve_config *cfg, struct listeners *ls,
 	log_msg("stopping: finishing in-flight requests (up to %u s; a "
 		"second signal closes the clients at once)",
 		cfg->shutdown_timeout);
-	snapshots_stop(&srv); /* L4: no new snapshot; copies abandoned */
+	snapshots_stop(&srv); /* J4: no new snapshot; copies abandoned */
 	sd_notify("STOPPING=1\nSTATUS=stopping"); /* V4 */
 	server_stop(&srv); /* H9: handshakes still going are refused */
 	listen_close(ls);
@@ -488,7 +488,25 @@ static int serve_run(const struct serve_config *cfg, struct listeners *ls,
 	return status ? status : cmd_status; /* V6 */
 }
 
-/* L2: --snapshot-every, once the workers run. */
+/* J2: --snapshot-every needs --snapshot-dir for file exports; checked
+   before anything listens.  0, or -1 once logged. */
+static int check_snapshots(const struct serve_config *cfg)
+{
+	bool to_files;
+	size_t i;
+
+	for (i = 0; cfg->snapshot_every_ms && i < srv.n_exports; i++)
+		if (snapshot_supported(srv.exports[i], &to_files) && to_files &&
+		    !cfg->snapshot_dir) {
+			log_msg("--snapshot-every: export \"%s\" takes its "
+				"snapshots as files: give --snapshot-dir DIR",
+				srv.exports[i]->name);
+			return -1;
+		}
+	return 0;
+}
+
+/* J2: --snapshot-every, once the workers run. */
 static int start_snapshots(const struct serve_config *cfg)
 {
 	struct snapshots_config sc = {
@@ -497,17 +515,7 @@ static int start_snapshots(const struct serve_config *cfg)
 		.keep = cfg->snapshot_keep,
 		.sync = cfg->snapshot_sync,
 	};
-	bool to_files;
-	size_t i;
 
-	for (i = 0; sc.every_ms && i < srv.n_exports; i++)
-		if (snapshot_supported(srv.exports[i], &to_files) && to_files &&
-		    !sc.dir) {
-			log_msg("--snapshot-every: export \"%s\" takes its "
-				"snapshots as files: give --snapshot-dir DIR",
-				srv.exports[i]->name);
-			return -1;
-		}
 	return snapshots_start(&srv, &sc);
 }
 
@@ -544,8 +552,8 @@ static int serve(struct serve_config *cfg, struct listeners *ls,
 		return 1;
 	/* Until the workers run, a failed start closes what it opened: an
 	   RBD image left open keeps its watch on the cluster for 30 s. */
-	if (open_exports(cfg) < 0 || open_recorder(cfg, &rec) < 0 ||
-	    open_control(cfg, rec) < 0)
+	if (open_exports(cfg) < 0 || check_snapshots(cfg) < 0 ||
+	    open_recorder(cfg, &rec) < 0 || open_control(cfg, rec) < 0)
 		goto fail_exports;
 	log_warnings(cfg);
 	if (open_listeners(cfg, ls, in, cap) < 0)

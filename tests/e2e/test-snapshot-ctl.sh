@@ -486,4 +486,16 @@ snap "$TMP/latch.ctl" "$TMP/latch3.img" # no sync asked: still a state
 ok "the FLUSH after it got EIO; a synced snapshot is refused, a plain one taken"
 stop_server "$pid"
 
+check "serve's snapshot options: bad ones are one line and exit 1, before listening"
+cli_error 'give --snapshot-dir DIR' "$LOOPD" serve -f --size 1M \
+	-U "$TMP/opt.sock" --snapshot-every 1s "$TMP/opt.img"
+[[ ! -e $TMP/opt.sock ]] || fail "it listened first: $TMP/opt.sock is there"
+cli_error 'need --snapshot-every' "$LOOPD" serve -f --size 1M \
+	-U "$TMP/opt.sock" --snapshot-dir "$TMP" "$TMP/opt.img"
+cli_error 'expected a duration' "$LOOPD" serve -f --size 1M \
+	-U "$TMP/opt.sock" --snapshot-every 5x --snapshot-dir "$TMP" \
+	"$TMP/opt.img"
+cli_error 'power of two' "$LOOPD" serve -f --size 1M -U "$TMP/opt.sock" \
+	--checkpoint-granularity 3K "$TMP/opt.img"
+
 echo "test-snapshot-ctl: all checks passed"
