@@ -1353,15 +1353,20 @@ static void test_cmd_is_write(void **state)
 
 #define HOLE (NBD_STATE_HOLE | NBD_STATE_ZERO)
 
-static void expect_extents(const struct proto_extent *in, uint32_t n_in,
-			   uint64_t off, uint64_t end, uint32_t b,
-			   const struct proto_extent *want, uint32_t n_want,
-			   uint32_t max)
+/* One aligner (proto_align_extents or proto_align_dirty) against want. */
+typedef uint32_t (*align_fn)(const struct proto_extent *in, uint32_t n_in,
+			     uint64_t off, uint64_t end, uint32_t min_block,
+			     struct proto_extent *out, uint32_t max);
+
+static void expect_aligned(align_fn align, const struct proto_extent *in,
+			   uint32_t n_in, uint64_t off, uint64_t end,
+			   uint32_t b, const struct proto_extent *want,
+			   uint32_t n_want, uint32_t max)
 {
 	struct proto_extent out[16];
 	uint32_t n, i;
 
-	n = proto_align_extents(in, n_in, off, end, b, out, max);
+	n = align(in, n_in, off, end, b, out, max);
 	for (i = 0; i < n && i < n_want; i++)
 		if (out[i].len != want[i].len || out[i].flags != want[i].flags)
 			break;
@@ -1373,6 +1378,8 @@ static void expect_extents(const struct proto_extent *in, uint32_t n_in,
 		fail();
 	}
 }
+
+#define expect_extents(...) expect_aligned(proto_align_extents, __VA_ARGS__)
 
 static void test_align_extents(void **state)
 {
@@ -1418,26 +1425,7 @@ static void test_align_extents(void **state)
 
 #define DIRTY NBD_STATE_DIRTY
 
-static void expect_dirty(const struct proto_extent *in, uint32_t n_in,
-			 uint64_t off, uint64_t end, uint32_t b,
-			 const struct proto_extent *want, uint32_t n_want,
-			 uint32_t max)
-{
-	struct proto_extent out[16];
-	uint32_t n, i;
-
-	n = proto_align_dirty(in, n_in, off, end, b, out, max);
-	for (i = 0; i < n && i < n_want; i++)
-		if (out[i].len != want[i].len || out[i].flags != want[i].flags)
-			break;
-	if (n != n_want || i != n) {
-		for (i = 0; i < n; i++)
-			print_error("  got %llu/%u\n",
-				    (unsigned long long)out[i].len,
-				    out[i].flags);
-		fail();
-	}
-}
+#define expect_dirty(...) expect_aligned(proto_align_dirty, __VA_ARGS__)
 
 static void test_p2_align_dirty(void **state)
 {
