@@ -277,7 +277,7 @@ int file_final_sync(struct backend *b)
 int file_capture(struct backend *b, const char *path, bool *cheap)
 {
 	struct file_backend *f = container_of(b, struct file_backend, b);
-	int fd, r = tracefile_copy(f->path, path, cheap);
+	int fd, r = tracefile_copy(f->path, path, TRACEFILE_UNCACHED, cheap);
 
 	if (r < 0 || *cheap)
 		return r;

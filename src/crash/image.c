@@ -270,7 +270,7 @@ int image_open(struct image *im, const struct ctx *c, int id)
 	if (snprintf(im->path, sizeof im->path, "%s/state%d.img", c->workdir,
 		     id) >= (int)sizeof im->path)
 		return -ENAMETOOLONG;
-	r = tracefile_copy(c->base_path, im->path, &reflinked);
+	r = tracefile_copy(c->base_path, im->path, 0, &reflinked);
 	if (r < 0)
 		return r;
 	im->fd = open(im->path, O_RDWR | O_CLOEXEC);
@@ -462,7 +462,7 @@ int image_write_state(const struct ctx *c, struct crash_scratch *s, uint32_t k,
 	bool reflinked;
 	int fd = -1, r;
 
-	r = tracefile_copy(c->base_path, path, &reflinked);
+	r = tracefile_copy(c->base_path, path, 0, &reflinked);
 	if (!r)
 		fd = open(path, O_RDWR | O_CLOEXEC);
 	if (!r && fd < 0)

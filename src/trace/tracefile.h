@@ -38,10 +38,14 @@ void tracefile_close(struct tracefile *tf);
 /*
  * Copy src to dst (created or truncated, mode 0644): a reflink (FICLONE)
  * where the filesystem allows, else a sparse copy (SEEK_DATA/SEEK_HOLE,
- * copy_file_range, or read/write).  *reflinked says which.  Returns 0 or
+ * copy_file_range, or read/write).  *reflinked says which.  With
+ * TRACEFILE_UNCACHED, src is read with O_DIRECT where its filesystem
+ * allows, so that its page cache is left as it was (U2).  Returns 0 or
  * -errno.
  */
-int tracefile_copy(const char *src, const char *dst, bool *reflinked);
+#define TRACEFILE_UNCACHED 1u
+int tracefile_copy(const char *src, const char *dst, unsigned int flags,
+		   bool *reflinked);
 
 /* SHA-256 of a whole file (read without O_DIRECT).  Returns 0 or -errno. */
 int tracefile_sha256(const char *path, uint8_t out[32], uint64_t *size);
