@@ -14,7 +14,8 @@
  *     Lock order: exp->lock, then rec->lock.
  * K2. Payloads are stored once per content: XXH3-128 + length in a hash
  *     table give the offset of an earlier DATA record.  All-zero payloads
- *     are not stored.  Hashing happens before taking the lock.
+ *     are not stored.  The zero test and the hash happen in
+ *     recorder_prepare(), before the engine takes the export's lock.
  * K3. Records are copied into 1 MiB buffers under rec->lock; full
  *     buffers are written, in order, by a writer thread, so no write(2)
  *     happens on the data path (recorder_recv runs under the export's
@@ -38,6 +39,17 @@
  *     reader sees a valid prefix that says it is incomplete, never records
  *     after a hole.  If even that fails, the trace has no END and reads as
  *     one whose server was killed.
+ * K8. The trace's data goes around the page cache where the filesystem
+ *     allows O_DIRECT: a trace is a second copy of every written byte,
+ *     and through the page cache it competes with the export's own
+ *     buffered writes for dirty memory and writeback (on a disk, the
+ *     export's writes were throttled to a fifth).  Buffers are 4 KiB
+ *     aligned in memory and in the file: a buffer that starts off an
+ *     alignment boundary (after a mark drained a partial one, K3) ends on
+ *     the next, so the stream is aligned again after one buffered write.
+ *     A buffer that is not aligned at both ends, or a direct write the
+ *     filesystem refuses (EINVAL), is written through the page cache at
+ *     the same offset; both descriptors are synced at close.
  */
 #include "engine/recorder.h"
 
@@ -64,20 +76,23 @@
 #define TBUF_SIZE (1 << 20)
 #define TBUF_MAX_QUEUED 64 /* 64 MiB waiting at most */
 #define TBUF_SPARE 4 /* buffers kept for reuse */
+#define TBUF_ALIGN 4096 /* K8: O_DIRECT alignment of the buffers */
 
 struct tbuf {
 	struct list_node node; /* in rec->queue or rec->spare */
 	size_t len;
+	size_t cap; /* K8: TBUF_SIZE, less what realigns the stream */
+	uint8_t *data; /* TBUF_SIZE bytes, TBUF_ALIGN aligned */
 	uint64_t last_end; /* K7: stream end of the last record ending in
 			      this buffer, 0 if none */
 	uint64_t last_seq; /* ... and its seq */
-	uint8_t data[];
 };
 
 struct recorder {
 	pthread_mutex_t lock; /* K1: protects everything below */
 	pthread_cond_t cond; /* the buffer queue changed (K3) */
 	int fd;
+	int dfd; /* K8: the same file with O_DIRECT, or -1 */
 	struct tbuf *cur; /* being filled */
 	struct list_node queue; /* full, for the writer, in order */
 	struct tbuf *last_queued; /* the buffer queued last (K7) */
@@ -91,6 +106,7 @@ struct recorder {
 	char *path;
 	struct export *exp;
 	uint64_t pos; /* file offset of the next record */
+	uint64_t appended; /* stream bytes put so far (K8) */
 	uint64_t seq; /* seq of the last record */
 	uint64_t sync_id;
 	uint64_t t0; /* CLOCK_MONOTONIC ns at open */
@@ -108,11 +124,34 @@ static void stop_recording(struct recorder *rec, int err)
 	rec->failed = true;
 }
 
+static void tbuf_free(struct tbuf *b)
+{
+	if (b) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* K8: write b at stream offset off, directly where both ends are
+   aligned.  Context: the writer thread, without rec->lock. */
+static int write_tbuf(struct recorder *rec, const struct tbuf *b, uint64_t off)
+{
+	if (rec->dfd >= 0 && off % TBUF_ALIGN == 0 &&
+	    b->len % TBUF_ALIGN == 0) {
+		int r = pwrite_full(rec->dfd, b->data, b->len, off);
+
+		if (r != -EINVAL)
+			return r;
+	}
+	return pwrite_full(rec->fd, b->data, b->len, off);
+}
+
 /* K3: the writer thread. */
 static void *writer_main(void *arg)
 {
 	struct recorder *rec = arg;
 	struct tbuf *b;
+	uint64_t off;
 	int r;
 
 	pthread_mutex_lock(&rec->lock);
@@ -123,8 +162,9 @@ static void *writer_main(void *arg)
 			break;
 		b = list_entry(list_pop(&rec->queue), struct tbuf, node);
 		rec->writing = true;
+		off = rec->written;
 		pthread_mutex_unlock(&rec->lock);
-		r = rec->failed ? 0 : write_full(rec->fd, b->data, b->len);
+		r = rec->failed ? 0 : write_tbuf(rec, b, off);
 		pthread_mutex_lock(&rec->lock);
 		rec->writing = false;
 		rec->n_queued--;
@@ -139,7 +179,7 @@ static void *writer_main(void *arg)
 			list_add_head(&rec->spare, &b->node);
 			rec->n_spare++;
 		} else {
-			free(b);
+			tbuf_free(b);
 		}
 		pthread_cond_broadcast(&rec->cond);
 	}
@@ -175,6 +215,30 @@ static void queue_cur(struct recorder *rec)
 	pthread_cond_broadcast(&rec->cond);
 }
 
+/* A buffer for the stream from rec->appended on; NULL if out of memory.
+   Context: rec->lock held. */
+static struct tbuf *get_tbuf(struct recorder *rec)
+{
+	struct tbuf *b = list_first_entry(&rec->spare, struct tbuf, node);
+
+	if (b) {
+		list_del(&b->node);
+		rec->n_spare--;
+	} else {
+		b = malloc(sizeof *b);
+		if (!b)
+			return NULL;
+		if (posix_memalign((void **)&b->data, TBUF_ALIGN, TBUF_SIZE)) {
+			free(b);
+			return NULL;
+		}
+	}
+	b->len = 0;
+	b->last_end = 0;
+	b->cap = TBUF_SIZE - rec->appended % TBUF_ALIGN; /* K8 */
+	return b;
+}
+
 /* Append bytes to the stream.  Context: rec->lock held. */
 static void put(struct recorder *rec, const void *p, size_t len)
 {
@@ -185,27 +249,20 @@ static void put(struct recorder *rec, const void *p, size_t len)
 		size_t n;
 
 		if (!b) {
-			b = list_first_entry(&rec->spare, struct tbuf, node);
-			if (b) {
-				list_del(&b->node);
-				rec->n_spare--;
-			} else {
-				b = malloc(sizeof *b + TBUF_SIZE);
-				if (!b) {
-					stop_recording(rec, ENOMEM);
-					return;
-				}
+			b = get_tbuf(rec);
+			if (!b) {
+				stop_recording(rec, ENOMEM);
+				return;
 			}
-			b->len = 0;
-			b->last_end = 0;
 			rec->cur = b;
 		}
-		n = TBUF_SIZE - b->len < len ? TBUF_SIZE - b->len : len;
+		n = b->cap - b->len < len ? b->cap - b->len : len;
 		memcpy(b->data + b->len, s, n);
 		b->len += n;
+		rec->appended += n;
 		s += n;
 		len -= n;
-		if (b->len == TBUF_SIZE)
+		if (b->len == b->cap)
 			queue_cur(rec);
 	}
 }
@@ -255,11 +312,26 @@ static void append(struct recorder *rec, struct trace_rec *r)
 	}
 }
 
+void recorder_prepare(const struct nbd_request *nr, const void *payload,
+		      struct recorder_prep *p)
+{
+	p->kind = TRACE_DATA_NONE;
+	if (nr->type != NBD_CMD_WRITE || !nr->length || !payload)
+		return;
+	if (trace_is_zero(payload, nr->length)) {
+		p->kind = TRACE_DATA_ZERO;
+	} else {
+		trace_payload_hash(payload, nr->length, p->hash);
+		p->kind = TRACE_DATA_REF;
+	}
+}
+
 void recorder_recv(struct recorder *rec, uint32_t conn,
-		   const struct nbd_request *nr, const void *payload)
+		   const struct nbd_request *nr, const void *payload,
+		   const struct recorder_prep *p)
 {
 	struct trace_rec r = {.type = TRACE_RECV}, d = {.type = TRACE_DATA};
-	bool has_data = nr->type == NBD_CMD_WRITE && nr->length && payload;
+	bool has_data = p->kind == TRACE_DATA_REF;
 
 	r.recv.conn = conn;
 	r.recv.cmd = nr->type;
@@ -267,17 +339,11 @@ void recorder_recv(struct recorder *rec, uint32_t conn,
 	r.recv.cookie = nr->cookie;
 	r.recv.offset = nr->offset;
 	r.recv.length = nr->length;
-	/* K2: hash outside the lock. */
+	r.recv.data_kind = p->kind;
 	if (has_data) {
-		if (trace_is_zero(payload, nr->length)) {
-			r.recv.data_kind = TRACE_DATA_ZERO;
-			has_data = false;
-		} else {
-			trace_payload_hash(payload, nr->length, d.data.hash);
-			d.data.len = nr->length;
-			d.data.bytes = payload;
-			r.recv.data_kind = TRACE_DATA_REF;
-		}
+		memcpy(d.data.hash, p->hash, sizeof d.data.hash);
+		d.data.len = nr->length;
+		d.data.bytes = payload;
 	}
 	pthread_mutex_lock(&rec->lock);
 	if (has_data) {
@@ -436,7 +502,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 	pthread_cond_init(&rec->cond, NULL);
 	list_init(&rec->queue);
 	list_init(&rec->spare);
-	rec->fd = -1;
+	rec->fd = rec->dfd = -1;
 	rec->exp = exp;
 	rec->path = strdup(path);
 	if (!rec->path) {
@@ -461,7 +527,10 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto out_close;
 	}
+	/* K8: EINVAL where the filesystem has no O_DIRECT */
+	rec->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	rec->pos = rec->written = rec->good_end = TRACE_HEADER_SIZE;
+	rec->appended = TRACE_HEADER_SIZE;
 	rec->t0 = clock_ns(CLOCK_MONOTONIC);
 	log_msg("--record %s: base image %s (%s)", path, h.base_path,
 		reflinked ? "reflink" : "sparse copy");
@@ -549,9 +618,11 @@ int recorder_close(struct recorder *rec)
 	ret = rec->failed ? -EIO : 0;
 	if (close(rec->fd) < 0 && !ret)
 		ret = -errno;
+	if (rec->dfd >= 0)
+		close(rec->dfd); /* synced with rec->fd: one file */
 	while (!list_empty(&rec->spare))
-		free(list_entry(list_pop(&rec->spare), struct tbuf, node));
-	free(rec->cur);
+		tbuf_free(list_entry(list_pop(&rec->spare), struct tbuf, node));
+	tbuf_free(rec->cur);
 	trace_dedupe_free(&rec->dd);
 	pthread_cond_destroy(&rec->cond);
 	pthread_mutex_destroy(&rec->lock);

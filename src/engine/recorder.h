@@ -42,9 +42,25 @@ struct recorder;
 int recorder_open(const char *path, struct export *exp, struct recorder **out,
 		  char *err, size_t errlen);
 
-/* A request arrived on connection conn; payload is the WRITE data. */
+/* What recorder_recv() needs to know of a WRITE's payload (K2). */
+struct recorder_prep {
+	uint32_t kind; /* enum trace_data_kind */
+	uint8_t hash[16];
+};
+
+/*
+ * The costly part of recording a request: whether the payload is all
+ * zeroes, and its hash.  Needs no recorder and no lock, so the engine
+ * calls it before taking the export's lock (K2).
+ */
+void recorder_prepare(const struct nbd_request *nr, const void *payload,
+		      struct recorder_prep *p);
+
+/* A request arrived on connection conn; payload is the WRITE data and p
+   what recorder_prepare() found of it. */
 void recorder_recv(struct recorder *rec, uint32_t conn,
-		   const struct nbd_request *nr, const void *payload);
+		   const struct nbd_request *nr, const void *payload,
+		   const struct recorder_prep *p);
 
 /* The reply to a request is about to be sent with status (0/-errno). */
 void recorder_reply(struct recorder *rec, uint32_t conn,

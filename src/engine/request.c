@@ -237,6 +237,7 @@ void req_dispatch(struct req *r)
 	struct conn *c = r->conn;
 	struct export *exp = c->exp;
 	struct sched_out o;
+	struct recorder_prep prep;
 	uint16_t t = r->nr.type;
 
 	r->iow = c->q;
@@ -251,11 +252,13 @@ void req_dispatch(struct req *r)
 	r->s.strict = t == NBD_CMD_BLOCK_STATUS; /* R6: never a hole under a
 						    write */
 	sched_out_init(&o);
+	if (unlikely(exp->rec)) /* K2: the payload's hash, unlocked */
+		recorder_prepare(&r->nr, r->io.data, &prep);
 	pthread_mutex_lock(&exp->lock);
 	/* K1: recorded under the lock, so the trace's order is the order
 	   in which the scheduler saw the requests. */
 	if (unlikely(exp->rec)) {
-		recorder_recv(exp->rec, c->id, &r->nr, r->io.data);
+		recorder_recv(exp->rec, c->id, &r->nr, r->io.data, &prep);
 		r->recorded = true;
 	}
 	if (r->s.kind == SCHED_WRITE) {
