@@ -17,9 +17,15 @@
  * C4. We ask for a header only once the buffer is drained, so the socket is
  *     usually empty: the receive waits for data first (POLL_FIRST) instead
  *     of trying a recv that fails with EAGAIN and then arming a poll.
+ * C5. A WRITE whose payload will not be read to its end (the connection
+ *     stopped reading or was aborted, and no receive is in flight) is
+ *     dropped: freed, never run and never replied to.  The client had no
+ *     reply, so nothing it was told is lost; kept, it would hold the
+ *     connection open for good, and with it the server's stop (E4).
  */
 #include "engine/conn.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -163,8 +169,13 @@ static bool take_payload(struct conn *c)
 		req_dispatch(r);
 		return true;
 	}
-	if (c->state != CONN_OPEN)
+	if (c->state != CONN_OPEN) { /* C5: the rest will never come */
+		/* C2 pauses only between requests */
+		assert(c->state != CONN_PAUSED);
+		c->rx_req = NULL;
+		req_free(r);
 		return false;
+	}
 	/* Receive the rest straight into the buffer. */
 	c->rx_start = c->rx_end = 0;
 	submit_recv(c, r->io.data + r->rx_got, need - n, MSG_WAITALL, true);

@@ -12,6 +12,8 @@
 #      log names the export.
 #   4. A client still negotiating when the stop begins: its GO gets
 #      NBD_REP_ERR_SHUTDOWN, never a success followed by silence.
+#   5. A connection aborted while a WRITE's payload was half received
+#      (C5): the connection closes, and SIGTERM ends the server.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
@@ -124,5 +126,17 @@ kill -TERM "$fg_pid"
 exit_status "$fg_pid" 10
 ((status == 0)) || fail "exit status $status"
 ok "the server still exited with status 0"
+
+echo "--- 5. a connection aborted in the middle of a payload"
+check "C5: abort with half a WRITE's payload received, then SIGTERM: exit 0"
+start_fg abort --queues 2 --size 8M --shutdown-timeout 2 \
+	--inject 'delay=1000:read@1M-2M' "$dir/abort.img"
+"$PY" "$T" abort "$socket" || fail "the client failed"
+kill -TERM "$fg_pid"
+exit_status "$fg_pid" 10
+((status == 0)) || fail "exit status $status"
+grep -q 'grace period' "$TMP/abort.log" &&
+	fail "the aborted connection was still open at the stop: $(grep grace "$TMP/abort.log")"
+ok "the aborted connection had closed; exited with status 0 in $elapsed s"
 
 echo "test-shutdown: all checks passed"

@@ -26,15 +26,29 @@
   test_shutdown.py latch URI
       A write and a flush whose sync fails (injected): both must be
       answered, the flush with EIO.
+
+  test_shutdown.py abort SOCKET
+      A connection aborted in the middle of a WRITE's payload: a READ the
+      server delays (injected), then a 1 MiB WRITE with only 512 KiB of
+      its payload, so that the server waits for the rest in a receive;
+      then the client shuts down its reading side.  When the READ's reply
+      is sent it fails (EPIPE) and the server aborts the connection
+      while the receive holds part of the payload.  Returns once the
+      server has shut the socket down (POLLHUP).  Before C5 the half
+      received WRITE was never freed: the connection never closed and a
+      later SIGTERM hung the server for good.
 """
 import os
+import select
 import signal
+import socket
 import sys
 
 import nbd
 
 from nbdtest import aio, aio_write, connect, fail, ok, poll_until
-from rawnbd import ERR_SHUTDOWN, OPT_GO, OPT_LIST, REP_ACK, Raw, rep_name
+from rawnbd import (CMD_READ, CMD_WRITE, ERR_SHUTDOWN, OPT_GO, OPT_LIST,
+                    REP_ACK, Raw, rep_name)
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -109,6 +123,19 @@ def latch(uri):
     h.shutdown()
 
 
+def abort(sock):
+    c = Raw(sock).greet().go()
+    c.s.sendall(c.request(CMD_READ, 1 * MiB, 4 * KiB) +
+                c.request(CMD_WRITE, 0, 1 * MiB) + b"\xab" * (512 * KiB))
+    c.s.shutdown(socket.SHUT_RD)
+    ok("a delayed READ, then a WRITE with half its payload; reading side shut")
+    p = select.poll()
+    p.register(c.s, select.POLLHUP)
+    if not p.poll(10_000):
+        fail("the server did not shut the connection down in 10 s")
+    ok("the server aborted the connection (its reply could not be sent)")
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "spread":
@@ -119,5 +146,7 @@ if __name__ == "__main__":
         handshake(args[0], args[1], args[2])
     elif mode == "latch":
         latch(args[0])
+    elif mode == "abort":
+        abort(args[0])
     else:
         fail(f"unknown mode {mode}")
