@@ -6,11 +6,15 @@
  * connection's worker thread, through its ring.
  *
  * C1 (states) is in conn.h.
- * C2. Budget.  At most MAX_INFLIGHT requests and MAX_INFLIGHT_BYTES of
+ * C2. Budget.  At most MAX_INFLIGHT requests and budget_bytes() of
  *     request buffers are in flight per connection; past either the
  *     connection is PAUSED until it is below half of both.  A client that
  *     stops reading its replies so pins at most this much (one request may
- *     exceed it).  16 MiB is what the peers allow (bench/README.md,
+ *     exceed it).  The byte budget is a share of SHARED_INFLIGHT_BYTES
+ *     among the open connections, between MIN_INFLIGHT_BYTES and
+ *     MAX_INFLIGHT_BYTES: one connection may have 16 MiB in flight, what
+ *     the peers allow; 64 connections 4 MiB each, which gives the same
+ *     throughput as 16 MiB at a quarter of the memory (bench/README.md,
  *     "Memory").
  * C3. A rejected WRITE's payload is read and dropped to stay in sync, up to
  *     MAX_SKIP bytes; a larger one ends the connection.
@@ -45,6 +49,8 @@
 #define RXBUF_SIZE (64 * 1024)
 #define MAX_INFLIGHT 256 /* C2 */
 #define MAX_INFLIGHT_BYTES ((size_t)16 << 20) /* C2 */
+#define MIN_INFLIGHT_BYTES ((size_t)2 << 20) /* C2 */
+#define SHARED_INFLIGHT_BYTES ((size_t)256 << 20) /* C2 */
 #define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD) /* C3 */
 
 static atomic_uint next_conn_id;
@@ -69,10 +75,22 @@ void conn_stop_reading(struct conn *c)
 	queue_want_close(c->q, c);
 }
 
+/* C2: this connection's share of the request buffers. */
+static size_t budget_bytes(const struct conn *c)
+{
+	unsigned int n =
+		atomic_load_explicit(&c->q->srv->n_conns, memory_order_relaxed);
+	size_t b = n ? SHARED_INFLIGHT_BYTES / n : MAX_INFLIGHT_BYTES;
+
+	return b < MIN_INFLIGHT_BYTES	? MIN_INFLIGHT_BYTES
+	       : b > MAX_INFLIGHT_BYTES ? MAX_INFLIGHT_BYTES
+					: b;
+}
+
 void conn_request_done(struct conn *c)
 {
 	if (c->state == CONN_PAUSED && c->inflight < MAX_INFLIGHT / 2 &&
-	    c->inflight_bytes < MAX_INFLIGHT_BYTES / 2) {
+	    c->inflight_bytes < budget_bytes(c) / 2) {
 		c->state = CONN_OPEN;
 		conn_receive(c);
 	}
@@ -221,7 +239,7 @@ void conn_receive(struct conn *c)
 		if (c->state != CONN_OPEN)
 			return;
 		if (c->inflight >= MAX_INFLIGHT ||
-		    c->inflight_bytes >= MAX_INFLIGHT_BYTES) {
+		    c->inflight_bytes >= budget_bytes(c)) {
 			c->state = CONN_PAUSED; /* C2 */
 			return;
 		}

@@ -129,7 +129,7 @@ if h.pread(65536, 0) != pattern:
     fail("the other client read back wrong data")
 ok("another client writes and reads back while the first is stalled")
 peak = hwm_mib()
-# 16 MiB of request buffers per connection (engine/conn.c MAX_INFLIGHT_BYTES, C2)
+# 16 MiB of request buffers for a lone connection (engine/conn.c, C2)
 # plus the server's own: 220 MiB with the old 256 MiB cap, 3990 without.
 if peak > 128:
     fail(f"server peak RSS {peak} MiB: not bounded by the 16 MiB cap")
