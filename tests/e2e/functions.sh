@@ -333,6 +333,24 @@ cli_error() {
 	ok "$(cat "$TMP/cli.err")"
 }
 
+# trace_stat_is STATS KEY VALUE: `loopd trace stats` output in STATS has
+# the line "KEY VALUE".
+trace_stat_is() {
+	grep -qE "^$2 +$3\$" "$1" ||
+		fail "trace stats: want '$2 $3', got '$(grep "^$2" "$1")'"
+}
+
+# last_state_is TRACE STATS FILE: the trace's last state with every write
+# in it (crash points from STATS) equals FILE; says which state.
+last_state_is() {
+	local last
+	last=$(($(sed -n 's/^crash points: *\([0-9]*\).*/\1/p' "$2") - 1))
+	"$LOOPD" crash "$1" --state "$last.2" --out "$TMP/last.img" >/dev/null
+	cmp "$TMP/last.img" "$3" ||
+		fail "state $last.2 (every write present) differs from $3"
+	ok "state $last.2 (every write present) equals the final file"
+}
+
 # fails RC REGEX CMD...: CMD exits RC with one line on stderr matching
 # REGEX, and nothing on stdout.
 fails() {

@@ -73,18 +73,11 @@ ok(f"{n} writes, 4 marks")
 PYEOF
 stop_server "$pid"
 "$LOOPD" trace stats "$trace" >"$TMP/stats"
-want() {
-	grep -qE "^$1 +$2\$" "$TMP/stats" ||
-		fail "trace stats: want '$1 $2', got '$(grep "^$1" "$TMP/stats")'"
-}
+want() { trace_stat_is "$TMP/stats" "$@"; }
 want "writes:" 750
 want "marks:" 4
 want "end:" present
 want "torn tail:" "0 bytes"
 want "unique payload:" "$((750 * 16384)) bytes in 750 records"
 ok "every record is in the trace, none torn"
-last=$(($(sed -n 's/^crash points: *\([0-9]*\).*/\1/p' "$TMP/stats") - 1))
-"$LOOPD" crash "$trace" --state "$last.2" --out "$TMP/last.img" >/dev/null
-cmp "$TMP/last.img" "$img" ||
-	fail "state $last.2 (every write) differs from the final file"
-ok "the trace replays onto its base to the final file (state $last.2)"
+last_state_is "$trace" "$TMP/stats" "$img"

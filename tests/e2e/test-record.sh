@@ -64,10 +64,7 @@ stop_server "$pid"
 check "trace stats counts what was sent"
 "$LOOPD" trace stats "$trace" >"$TMP/stats"
 cat "$TMP/stats"
-want() {
-	grep -qE "^$1 +$2\$" "$TMP/stats" ||
-		fail "trace stats: want '$1 $2', got '$(grep "^$1" "$TMP/stats")'"
-}
+want() { trace_stat_is "$TMP/stats" "$@"; }
 want "writes:" 6
 want "flushes:" 3
 want "fua:" 2
@@ -105,11 +102,7 @@ grep -q '^self-check (A7): ok' "$TMP/crash.log" ||
 	fail "no A7 self-check: $(cat "$TMP/crash.log")"
 grep '^states:' "$TMP/crash.log"
 ok "A7 self-check passed"
-last=$(($(sed -n 's/^crash points: *\([0-9]*\).*/\1/p' "$TMP/stats") - 1))
-"$LOOPD" crash "$trace" --state "$last.2" --out "$TMP/last.img" >/dev/null
-cmp "$TMP/last.img" "$TMP/disk.img" ||
-	fail "state $last.2 (all writes) differs from the final file"
-ok "state $last.2 (every write present) equals the final file"
+last_state_is "$trace" "$TMP/stats" "$TMP/disk.img"
 
 check "--state wants POINT.ITEM in digits: no wrap-around, no signs"
 for bad in 4294967296.2 -1.2 0.-1 " 0.2" 0.2x 0; do
