@@ -36,6 +36,7 @@
 #include "backend/file.h"
 #include "backend/zero.h"
 #include "trace/tracefile.h"
+#include "util/io.h"
 #include "util/log.h"
 #include "util/size.h"
 
@@ -47,17 +48,6 @@ static int lock_file(int fd, bool read_only)
 	};
 
 	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
-/* The O_DIRECT offset alignment, or 0 where O_DIRECT is not supported. */
-static uint32_t probe_dio_align(int fd)
-{
-	struct statx stx;
-
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0 ||
-	    !(stx.stx_mask & STATX_DIOALIGN))
-		return 0;
-	return stx.stx_dio_offset_align;
 }
 
 static bool is_mem_backed(int fd, const struct stat *st)
@@ -138,7 +128,7 @@ static int size_of(int fd, const struct stat *st, const struct backend_opts *o,
 /* F4: O_DIRECT where it works; its alignment, or 0 for buffered I/O. */
 static uint32_t try_direct(int fd, const char *path, uint64_t size)
 {
-	uint32_t align = probe_dio_align(fd);
+	uint32_t align = dio_align(fd, NULL);
 
 	if (!align) {
 		log_msg("%s: O_DIRECT is not supported by this filesystem; "

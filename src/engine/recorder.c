@@ -42,8 +42,7 @@
  * K8. The trace's data goes around the page cache where the filesystem
  *     allows O_DIRECT: a trace is a second copy of every written byte,
  *     and through the page cache it competes with the export's own
- *     buffered writes for dirty memory and writeback (on a disk, the
- *     export's writes were throttled to a fifth).  Buffers are 4 KiB
+ *     buffered writes for dirty memory and writeback.  Buffers are 4 KiB
  *     aligned in memory and in the file: a buffer that starts off an
  *     alignment boundary (after a mark drained a partial one, K3) ends on
  *     the next, so the stream is aligned again after one buffered write.

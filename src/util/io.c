@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -157,4 +158,16 @@ int unix_listen(const char *path, mode_t mode, int sock_flags)
 		return r;
 	}
 	return fd;
+}
+
+uint32_t dio_align(int fd, uint32_t *mem_align)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_DIOALIGN))
+		return 0;
+	if (mem_align)
+		*mem_align = stx.stx_dio_mem_align;
+	return stx.stx_dio_offset_align;
 }

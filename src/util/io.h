@@ -2,8 +2,9 @@
 /*
  * io.h: whole-buffer I/O on blocking descriptors, the one copy of each
  * loop: files (write_full, pwrite_full), stream sockets (send_full,
- * recv_full), and the data/hole extents of a file (extent_at).  Each
- * returns 0 or a negative errno and retries EINTR.
+ * recv_full), the data/hole extents of a file (extent_at) and its O_DIRECT
+ * alignment (dio_align).  Each returns 0 or a negative errno and retries
+ * EINTR.
  */
 #ifndef LOOPD_UTIL_IO_H
 #define LOOPD_UTIL_IO_H
@@ -34,6 +35,13 @@ int recv_full(int fd, void *buf, size_t len);
  * data, the safe answer for every caller.
  */
 void extent_at(int fd, uint64_t pos, uint64_t end, bool *data, uint64_t *next);
+
+/*
+ * The O_DIRECT offset alignment of fd (statx STATX_DIOALIGN), or 0 where
+ * O_DIRECT is not supported; the memory alignment in *mem_align if not
+ * NULL.
+ */
+uint32_t dio_align(int fd, uint32_t *mem_align);
 
 /* Create a Unix stream socket at path, listening (backlog SOMAXCONN), with
    mode (set through the umask, so no wider mode is ever visible).  A stale
