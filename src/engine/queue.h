@@ -48,6 +48,8 @@ struct queue {
 	unsigned int bios; /* bios started here and not yet completed */
 	unsigned int dones; /* bios and export syncs completed here, ever */
 	unsigned int streak; /* E7: bios or syncs in a row completed inline */
+	unsigned int lone_hits; /* E7: polls of a lone bio in a row that saw
+				   it complete */
 	struct list_node conns; /* struct conn */
 	struct list_node runq; /* struct req: RUN and REPLY to act on */
 	struct list_node dirty; /* struct conn with replies to send */

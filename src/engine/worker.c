@@ -100,21 +100,52 @@ bool queue_idle(const struct queue *q)
 	return q->bios == 0 && q->conns.next == q->conns.prev;
 }
 
-/* E7: in-memory requests in a row before the worker busy-polls. */
+/* E7: in-memory requests (or lone bios seen complete) in a row before
+   the worker busy-polls between requests. */
 #define POLL_STREAK 2
 
 /*
- * E7: before sleeping, a worker whose last POLL_STREAK requests completed
- * inline (page cache, memory) and that has no backend I/O in flight
- * watches its ring for up to srv->busy_poll_us: for the SQ flag that says
- * task work arrived (IORING_SETUP_TASKRUN_FLAG), or a CQE.  No system
- * call while it watches.  A poll that saw nothing resets the streak.
+ * E7: the worker's only connection has one request, and it is the one bio
+ * at the device: a client at QD1, waiting for this reply and sending
+ * nothing meanwhile.
+ */
+static bool lone_bio(const struct queue *q)
+{
+	const struct conn *c;
+
+	if (q->bios != 1 || list_empty(&q->conns) ||
+	    q->conns.next != q->conns.prev)
+		return false;
+	c = list_entry(q->conns.next, struct conn, node);
+	return c->inflight == 1;
+}
+
+/*
+ * E7: before sleeping, a worker watches its ring for up to
+ * srv->busy_poll_us, for the SQ flag that says task work arrived
+ * (IORING_SETUP_TASKRUN_FLAG) or a CQE, with no system call while it
+ * watches, in two cases:
+ *   - between requests, with no bio in flight, when the last POLL_STREAK
+ *     requests completed inline (page cache, memory) or were lone bios
+ *     whose completion a poll saw: the next request is likely to come
+ *     within a round trip;
+ *   - while a lone bio (lone_bio()) is at the device: the client waits
+ *     for it anyway, and a sleeping worker is woken by an interrupt on
+ *     an idle vCPU, which costs more than the wait.
+ * A poll that saw nothing resets both streaks.  With more than one
+ * request or connection on the worker it never polls while a bio is out:
+ * there the CPU is worth more to the client and io-wq.
  */
 static void busy_poll(struct queue *q)
 {
 	uint64_t until;
+	bool lone;
 
-	if (!q->srv->busy_poll_us || q->bios || q->streak < POLL_STREAK)
+	if (!q->srv->busy_poll_us)
+		return;
+	lone = lone_bio(q);
+	if (!lone && (q->bios ||
+		      (q->streak < POLL_STREAK && q->lone_hits < POLL_STREAK)))
 		return;
 	if (io_uring_sq_ready(&q->ring))
 		io_uring_submit(&q->ring);
@@ -123,11 +154,15 @@ static void busy_poll(struct queue *q)
 	do {
 		if (io_uring_cq_ready(&q->ring) ||
 		    (IO_URING_READ_ONCE(*q->ring.sq.kflags) &
-		     IORING_SQ_TASKRUN))
+		     IORING_SQ_TASKRUN)) {
+			if (lone)
+				q->lone_hits++;
 			return;
+		}
 		cpu_relax();
 	} while (clock_ns(CLOCK_MONOTONIC) < until);
 	q->streak = 0;
+	q->lone_hits = 0;
 }
 
 struct queue *queue_of(unsigned int i)

@@ -11,7 +11,8 @@
 #     and clean (no sync needed) paths were both taken;
 #   - R7 + R5: an early sync that fails fails the FLUSH that joined it, and
 #     latches the export;
-#   - E7: fio verify with --busy-poll 0 and with a long busy-poll.
+#   - E7: fio verify with --busy-poll 0 and with a long busy-poll, and
+#     with --cache=direct at QD1, where the worker polls for its lone bio.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
@@ -57,5 +58,15 @@ for bp in 0 2000; do
 	ok "2 jobs verified"
 	stop_server "$pid"
 done
+
+check "E7: a lone bio polled (--cache=direct, QD1), verify=crc32c"
+start_server lone --cache=direct --busy-poll 2000 --size 32M "$dir/lone.img"
+grep -q ', O_DIRECT)' "$TMP/lone.log" || fail "not served with O_DIRECT"
+fio --name=lone --ioengine=nbd --uri="$uri" --rw=randrw --bs=4k \
+	--size=16M --iodepth=1 --fsync=8 --verify=crc32c --do_verify=1 \
+	--verify_fatal=1 --output-format=terse >"$TMP/lone.out" ||
+	fail "fio exited $?: $(cat "$TMP/lone.out")"
+ok "QD1 through the device verified"
+stop_server "$pid"
 
 echo "test-fastpath: all checks passed"
