@@ -166,13 +166,9 @@ stop_server "$pid"
 	fail "loopd crash: $(cat "$TMP/trim-crash.log")"
 grep -q '^self-check (A7): ok' "$TMP/trim-crash.log" ||
 	fail "A7: $(cat "$TMP/trim-crash.log")"
-last=$(($("$LOOPD" trace stats "$TMP/trim.trace" |
-	sed -n 's/^crash points: *\([0-9]*\).*/\1/p') - 1))
-"$LOOPD" crash "$TMP/trim.trace" --state "$last.2" --out "$TMP/trim-last.img" \
-	>/dev/null
-cmp "$TMP/trim-last.img" "$dir/trim.img" ||
-	fail "the state with every write differs from the file"
-ok "A7 passes and the state with every write equals the file"
+ok "A7 passes"
+"$LOOPD" trace stats "$TMP/trim.trace" >"$TMP/trim.stats"
+last_state_is "$TMP/trim.trace" "$TMP/trim.stats" "$dir/trim.img"
 
 if ((EUID == 0)); then
 	check "a trace write that fails: the trace ends as incomplete (K7)"
