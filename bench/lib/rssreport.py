@@ -28,7 +28,11 @@ BACKINGS = ["tmpfs", "disk"]
 BS = {"r4k": 4096, "r1m": 1048576}
 LABEL = {"r4k": "4k", "r1m": "1M"}
 PEAKS = ["start_kib", "peak_kib", "anon_kib", "rss_sampled_kib", "after_kib", "conns"]
-MEDIANS = ["iops", "mib_s", "lat_avg_us", "cpu_us_per_io"]
+MEDIANS = ["iops", "mib_s", "lat_avg_us", "cpu_us_per_io", "span_iops", "overlap"]
+# The issue-12 throughput targets at 64 connections: loopd's IOPS over the
+# jobs' span against nbdkit's (4k: 1.5x; 1M: 1.0x at no more peak memory).
+TPUT_PEER = "nbdkit"
+TPUT_TARGET = {"r4k": (1.5, False), "r1m": (1.0, True)}
 
 
 def num(s):
@@ -58,11 +62,11 @@ def aggregate(runs):
         ok = [r for r in rs if r["ok"] == "1"]
         d = {"rounds": len(ok), "tried": len(rs)}
         for f in PEAKS:
-            vals = [num(r[f]) for r in ok if num(r[f]) is not None]
+            vals = [num(r.get(f)) for r in ok if num(r.get(f)) is not None]
             # start/after: the largest too, the conservative reading
             d[f] = max(vals) if vals else None
         for f in MEDIANS:
-            vals = [num(r[f]) for r in ok if num(r[f]) is not None]
+            vals = [num(r.get(f)) for r in ok if num(r.get(f)) is not None]
             d[f] = statistics.median(vals) if vals else None
         agg[key] = d
     return agg
@@ -76,8 +80,8 @@ def mib(kib):
 
 
 HEAD = ["config", "conns", "start", "peak_RSS", "xLoopd", "peak_anon", "xLoopd",
-        "MiB/conn", "after", "IOPS", "MiB/s", "avg_ms"]
-WIDTHS = [15, 5, 6, 8, 6, 9, 6, 8, 6, 7, 6, 7]
+        "MiB/conn", "after", "fio_IOPS", "IOPS", "overlap", "MiB/s", "avg_ms"]
+WIDTHS = [15, 5, 6, 8, 6, 9, 6, 8, 6, 8, 7, 7, 6, 7]
 
 
 def line(cells):
@@ -104,13 +108,18 @@ def main():
            "memory, without shared libraries); MiB/conn = (peak_RSS - start) / conns; "
            "after = VmRSS 0.5 s after the clients closed. xLoopd = config / loopd (below 1: "
            "less memory than loopd). conns = connections the server held (from "
-           "/proc/net/unix). IOPS, MiB/s and avg_ms (mean latency) are medians, for "
-           "context only." % (jobs, qd, jobs)]
+           "/proc/net/unix). fio_IOPS = what fio reports, the sum of each job's own rate; "
+           "IOPS = all I/Os / the span from the first job's start to the last job's end "
+           "(fio's per-job IOPS logs): what the server delivered to all clients together; "
+           "overlap = the jobs' active time / (span x jobs), 1.00 when all ran together "
+           "(below 1 fio_IOPS overstates the server). MiB/s = fio_IOPS x block size. "
+           "Rates and avg_ms (mean latency) are medians." % (jobs, qd, jobs)]
     for n in notes:
         out.append("note: " + n)
 
     csv_rows = []
     verdicts = []
+    tputs = []
     for b in BACKINGS:
         for w in ("r4k", "r1m"):
             present = [c for c, _ in CONFIGS if (b, w, c) in agg]
@@ -140,7 +149,9 @@ def main():
                 out.append(line([name, conns, mib(d["start_kib"]), mib(d["peak_kib"]),
                                  f_ratio(x_peak), mib(d["anon_kib"]), f_ratio(x_anon),
                                  "-" if per is None else f_num(per), mib(d["after_kib"]),
-                                 f_iops(d["iops"]), f_num(d["mib_s"]), f_num(lat)]))
+                                 f_iops(d["iops"]), f_iops(d["span_iops"]),
+                                 "-" if d["overlap"] is None else "%.2f" % d["overlap"],
+                                 f_num(d["mib_s"]), f_num(lat)]))
                 row = {"backing": b, "workload": w, "config": c}
                 row.update(d)
                 row["x_loopd_peak"] = x_peak
@@ -156,6 +167,9 @@ def main():
                 rank = 1 + sum(1 for k, _ in peers if k < lp["peak_kib"])
                 verdicts.append((b, w, lp["peak_kib"], lean, lean_kib, heavy, heavy_kib,
                                  rank, len(peers) + 1))
+            pp = agg.get((b, w, TPUT_PEER))
+            if lp and pp and lp["span_iops"] and pp["span_iops"]:
+                tputs.append((b, w, lp, pp))
     if any(r["conns"] is not None and r["conns"] < jobs for r in csv_rows):
         out.append("! = fewer connections than fio jobs reached the server")
 
@@ -177,12 +191,26 @@ def main():
             "loopd's peak RSS is at or below every peer's in every workload." if ok else
             "loopd's peak RSS is above the leanest peer's; worst: %s %s at %.2fx (%s)."
             % (worst[0], LABEL[worst[1]], worst[2] / worst[4], worst[3])))
+    for b, w, lp, pp in tputs:
+        x = lp["span_iops"] / pp["span_iops"]
+        xm = (lp["peak_kib"] / pp["peak_kib"]
+              if lp["peak_kib"] is not None and pp["peak_kib"] else None)
+        t, at_mem = TPUT_TARGET[w]
+        ok = x >= t and (not at_mem or (xm is not None and xm <= 1.0))
+        out.append("Throughput %s %s: loopd %s IOPS over the jobs' span, %.2fx %s's %s "
+                   "(fio's sums: %s / %s = %.2fx), at %sx its peak RSS; target >= %.1fx%s: %s"
+                   % (b, LABEL[w], f_iops(lp["span_iops"]), x, TPUT_PEER,
+                      f_iops(pp["span_iops"]), f_iops(lp["iops"]), f_iops(pp["iops"]),
+                      lp["iops"] / pp["iops"] if lp["iops"] and pp["iops"] else float("nan"),
+                      "-" if xm is None else "%.2f" % xm, t,
+                      " at no more memory" if at_mem else "", "PASS" if ok else "MISS"))
     text = "\n".join(out) + "\n"
     with open(os.path.join(outdir, "rss.txt"), "w", encoding="utf-8") as f:
         f.write(text)
     cols = ["backing", "workload", "config", "rounds", "tried", "conns", "start_kib",
             "peak_kib", "anon_kib", "rss_sampled_kib", "after_kib", "mib_per_conn",
-            "x_loopd_peak", "x_loopd_anon", "iops", "mib_s", "lat_avg_us", "cpu_us_per_io"]
+            "x_loopd_peak", "x_loopd_anon", "iops", "span_iops", "overlap", "mib_s",
+            "lat_avg_us", "cpu_us_per_io"]
     write_csv(csv_rows, os.path.join(outdir, "rss.csv"), cols)
     sys.stdout.write(text)
 
