@@ -434,6 +434,32 @@ r.close()
 ok("a new raw connection still works")
 good.round("1000 dropped connections")
 
+check("12. a WRITE payload that comes in pieces is written whole (C6)")
+# C6 takes what the socket has of a payload with a plain recv and asks
+# the ring for the rest: however the pieces fall, every byte must land
+# once, in order, and the WRITE must be answered once.
+off = 3 * MiB
+plans = [
+    ("the header alone, then the whole payload", [0, 64 * KiB]),
+    ("the header and 1 byte, then 4095, then the rest", [1, 4095, 60 * KiB]),
+    ("the header and 60 KiB, then 4 KiB", [60 * KiB, 4 * KiB]),
+    ("the header, then 64 pieces of 1 KiB", [0] + [KiB] * 64),
+]
+for n, (how, pieces) in enumerate(plans):
+    data = pattern(64 * KiB, 300 + n)
+    r = Raw(f"WRITE in pieces: {how}").handshake(size)
+    hdr, at = r.header(CMD_WRITE, 0, off, len(data)), 0
+    for i, k in enumerate(pieces):
+        r.send((hdr if i == 0 else b"") + data[at:at + k], f"piece {i}")
+        at += k
+    r.reply(f"WRITE sent as {how}", 0)
+    good.model[off:off + len(data)] = data
+    r.read_check(good, off, len(data), f"READ after the WRITE sent as {how}")
+    r.close()
+good.touched.append((off, 64 * KiB))
+good.round("WRITEs in pieces")
+ok("4 ways of splitting a 64 KiB WRITE: each answered once, data whole")
+
 check("at the end: the good client verifies the whole export")
 good.verify_all("final verification")
 server_alive("the final verification")
