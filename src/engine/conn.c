@@ -174,24 +174,30 @@ static bool on_request(struct conn *c, const struct nbd_request *nr)
 	return true;
 }
 
-/* C6: take what the socket already has of r's payload; true if that was
-   all of it (r is dispatched). */
-static bool recv_payload_now(struct conn *c, struct req *r)
+/* n more bytes of r's payload arrived; true if that was the last of them
+   (r is dispatched). */
+static bool payload_got(struct conn *c, struct req *r, size_t n)
 {
-	size_t need = r->nr.length - r->rx_got;
-	ssize_t k;
-
-	do
-		k = recv(c->fd, r->io.data + r->rx_got, need, MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
-	if (k <= 0)
-		return false; /* the ring's recv waits, or reports it */
-	r->rx_got += (uint32_t)k;
-	if ((size_t)k < need)
+	r->rx_got += (uint32_t)n;
+	if (r->rx_got != r->nr.length)
 		return false;
 	c->rx_req = NULL;
 	req_dispatch(r);
 	return true;
+}
+
+/* C6: take what the socket already has of r's payload; true if that was
+   all of it (r is dispatched). */
+static bool recv_payload_now(struct conn *c, struct req *r)
+{
+	ssize_t k;
+
+	do
+		k = recv(c->fd, r->io.data + r->rx_got,
+			 r->nr.length - r->rx_got, MSG_DONTWAIT);
+	while (k < 0 && errno == EINTR);
+	/* k <= 0: the ring's recv waits, or reports it */
+	return k > 0 && payload_got(c, r, (size_t)k);
 }
 
 /*
@@ -208,12 +214,8 @@ static bool take_payload(struct conn *c)
 
 	memcpy(r->io.data + r->rx_got, c->rxbuf + c->rx_start, n);
 	c->rx_start += n;
-	r->rx_got += (uint32_t)n;
-	if (r->rx_got == r->nr.length) {
-		c->rx_req = NULL;
-		req_dispatch(r);
+	if (payload_got(c, r, n))
 		return true;
-	}
 	if (c->state != CONN_OPEN) { /* C5: the rest will never come */
 		/* C2 pauses only between requests */
 		assert(c->state != CONN_PAUSED);
@@ -322,13 +324,7 @@ static void on_recv(struct ring_cb *cb, int res)
 		return;
 	}
 	if (c->recv_to_payload) { /* it went straight into the payload */
-		struct req *r = c->rx_req;
-
-		r->rx_got += (uint32_t)res;
-		if (r->rx_got == r->nr.length) {
-			c->rx_req = NULL;
-			req_dispatch(r);
-		}
+		(void)payload_got(c, c->rx_req, (size_t)res);
 	} else {
 		c->rx_end += (size_t)res;
 	}
