@@ -33,7 +33,11 @@
  *     client at queue depth 1 then finds it awake: waking a sleeping
  *     worker costs a halted vCPU's wake-up, more than the request itself.
  *     While backend I/O is in flight it never polls: the device's
- *     completion work needs the CPU more.  Measured in bench/README.md.
+ *     completion work needs the CPU more.  The poll yields the vCPU at
+ *     every turn (sched_yield), never a bare spin: what it waits for may
+ *     need that vCPU (a direct write's completion runs in a kworker on the
+ *     vCPU that took the interrupt), and so may a client or another
+ *     worker.  Measured in bench/README.md.
  * E8. A sync the scheduler asks for starts after the worker has submitted
  *     the replies it has ready: a sync may run inline (F7) and block the
  *     worker, and no reply waits for a sync it does not need.
@@ -53,6 +57,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +164,7 @@ static void busy_poll(struct queue *q)
 				q->lone_hits++;
 			return;
 		}
-		cpu_relax();
+		sched_yield(); /* E7: not a bare spin */
 	} while (clock_ns(CLOCK_MONOTONIC) < until);
 	q->streak = 0;
 	q->lone_hits = 0;
