@@ -88,12 +88,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "util/io.h"
 #include "util/le.h"
 #include "util/list.h"
+#include "util/xxh.h"
 
 #define SC_MAGIC "LOOPDCBT"
 #define SC_VERSION 1u

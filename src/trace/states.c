@@ -87,9 +87,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "nbd/nbd.h"
+#include "util/xxh.h"
 
 /* S4: the whole min_block blocks inside a TRIM's range.  False if none. */
 static bool trim_inner(const struct trace_header *h, uint64_t *off,

@@ -25,10 +25,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "util/le.h"
+#include "util/xxh.h"
 
 /* Header field offsets (docs/trace-format.md, "Header"). */
 #define H_MAGIC 0
