@@ -16,6 +16,8 @@
  *     table give the offset of an earlier DATA record.  All-zero payloads
  *     are not stored.  The zero test and the hash happen in
  *     recorder_prepare(), before the engine takes the export's lock.
+ *     The table grows by moving a few slots per add (trace.c), never by
+ *     one whole rehash under the lock.
  * K3. Records are copied into 1 MiB buffers under rec->lock; full
  *     buffers are written, in order, by a writer thread, so no write(2)
  *     happens on the data path (recorder_recv runs under the export's

@@ -421,13 +421,27 @@ void trace_payload_hash(const void *p, size_t len, uint8_t out[16])
 	put64(out + 8, h.high64);
 }
 
-static size_t slot_of(const struct trace_dedupe *d, uint64_t lo, uint64_t hi,
-		      uint32_t len, bool *found)
-{
-	size_t i = (size_t)(lo ^ (hi >> 7)) & (d->cap - 1);
+/*
+ * The dedupe table: open addressing with linear probing, at most half
+ * full.  Growing it rehashes nothing at once: a table twice the size
+ * becomes v, the old one stays readable beside it, and every add first
+ * moves MOVE_SLOTS of the old table's slots into v.  A lookup that misses
+ * in v looks in the old table.  The recorder adds under the export's lock,
+ * where a whole rehash of a table of millions of entries held every
+ * request for a substantial part of a second (bench/README.md).  Since an
+ * add moves MOVE_SLOTS slots, the old table (cap/2 slots, at most cap/4
+ * entries) is gone after cap/(2 * MOVE_SLOTS) adds, long before v is half
+ * full again: v then holds at most cap/4 + cap/32 + 1 entries.
+ */
+#define MOVE_SLOTS 16
 
-	for (;; i = (i + 1) & (d->cap - 1)) {
-		const struct trace_dedupe_ent *e = &d->v[i];
+static size_t slot_in(const struct trace_dedupe_ent *v, size_t cap, uint64_t lo,
+		      uint64_t hi, uint32_t len, bool *found)
+{
+	size_t i = (size_t)(lo ^ (hi >> 7)) & (cap - 1);
+
+	for (;; i = (i + 1) & (cap - 1)) {
+		const struct trace_dedupe_ent *e = &v[i];
 
 		if (!e->pos) {
 			*found = false;
@@ -440,54 +454,84 @@ static size_t slot_of(const struct trace_dedupe *d, uint64_t lo, uint64_t hi,
 	}
 }
 
-uint64_t trace_dedupe_find(const struct trace_dedupe *d, const uint8_t hash[16],
-			   uint32_t len)
+/* Put e into v unless it is there.  v is never full (at most half). */
+static void put_ent(struct trace_dedupe *d, const struct trace_dedupe_ent *e)
 {
 	bool found;
-	size_t i;
+	size_t i = slot_in(d->v, d->cap, e->lo, e->hi, e->len, &found);
 
-	if (!d->cap)
-		return 0;
-	i = slot_of(d, get64(hash), get64(hash + 8), len, &found);
-	return found ? d->v[i].pos : 0;
+	if (!found) {
+		d->v[i] = *e;
+		d->n++;
+	}
 }
 
-int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
-		     uint32_t len, uint64_t pos)
+/* Move up to max of the old table's slots into v; free it when done. */
+static void move_old(struct trace_dedupe *d, size_t max)
+{
+	while (d->old && max--) {
+		if (d->old[d->moved].pos)
+			put_ent(d, &d->old[d->moved]);
+		if (++d->moved == d->old_cap) {
+			free(d->old);
+			d->old = NULL;
+			d->old_cap = d->moved = 0;
+		}
+	}
+}
+
+uint64_t trace_dedupe_find(const struct trace_dedupe *d, const uint8_t hash[16],
+			   uint32_t len)
 {
 	uint64_t lo = get64(hash), hi = get64(hash + 8);
 	bool found;
 	size_t i;
 
-	/* Keep the load at most one half. */
+	if (!d->cap)
+		return 0;
+	i = slot_in(d->v, d->cap, lo, hi, len, &found);
+	if (found)
+		return d->v[i].pos;
+	if (!d->old)
+		return 0;
+	i = slot_in(d->old, d->old_cap, lo, hi, len, &found);
+	return found ? d->old[i].pos : 0;
+}
+
+int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
+		     uint32_t len, uint64_t pos)
+{
+	struct trace_dedupe_ent e = {get64(hash), get64(hash + 8), pos, len};
+
+	if (trace_dedupe_find(d, hash, len))
+		return 0; /* there already, maybe still in the old table */
+	move_old(d, MOVE_SLOTS);
 	if (2 * (d->n + 1) > d->cap) {
-		struct trace_dedupe nd = {.cap = d->cap ? 2 * d->cap : 1024};
+		size_t cap = d->cap ? 2 * d->cap : 1024;
+		struct trace_dedupe_ent *v = calloc(cap, sizeof *v);
 
-		nd.v = calloc(nd.cap, sizeof *nd.v);
-		if (!nd.v)
+		if (!v)
 			return -ENOMEM;
-		for (i = 0; i < d->cap; i++) {
-			const struct trace_dedupe_ent *e = &d->v[i];
-
-			if (e->pos)
-				nd.v[slot_of(&nd, e->lo, e->hi, e->len,
-					     &found)] = *e;
+		move_old(d, SIZE_MAX); /* only if adds outran the moves */
+		d->old = d->v;
+		d->old_cap = d->cap;
+		d->moved = 0;
+		d->v = v;
+		d->cap = cap;
+		d->n = 0;
+		if (!d->old_cap) {
+			free(d->old);
+			d->old = NULL;
 		}
-		nd.n = d->n;
-		free(d->v);
-		*d = nd;
 	}
-	i = slot_of(d, lo, hi, len, &found);
-	if (!found) {
-		d->v[i] = (struct trace_dedupe_ent){lo, hi, pos, len};
-		d->n++;
-	}
+	put_ent(d, &e);
 	return 0;
 }
 
 void trace_dedupe_free(struct trace_dedupe *d)
 {
 	free(d->v);
+	free(d->old);
 	memset(d, 0, sizeof *d);
 }
 

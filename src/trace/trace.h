@@ -162,6 +162,8 @@ int trace_next(struct trace_reader *rd, struct trace_rec *r);
 /*
  * Payload dedupe (the recorder stores identical payloads once): a hash
  * table from (XXH3-128, length) to the file offset of the DATA record.
+ * It grows without a pause: a table twice the size takes over, and each
+ * later add moves a few slots of the old one into it (trace.c).
  */
 struct trace_dedupe_ent {
 	uint64_t lo, hi; /* XXH3-128 */
@@ -170,7 +172,9 @@ struct trace_dedupe_ent {
 };
 struct trace_dedupe {
 	struct trace_dedupe_ent *v;
-	size_t n, cap; /* cap is 0 or a power of two */
+	size_t n, cap; /* entries in v; cap is 0 or a power of two */
+	struct trace_dedupe_ent *old; /* being moved into v, or NULL */
+	size_t old_cap, moved; /* old's slots below moved are in v */
 };
 
 /* XXH3-128 of a payload, in the byte order the DATA record stores. */

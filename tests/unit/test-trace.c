@@ -302,6 +302,63 @@ static void test_dedupe(void **state)
 	sample_free(&b);
 }
 
+static uint64_t key_find(const struct trace_dedupe *d, uint64_t k)
+{
+	uint8_t h[16];
+
+	trace_payload_hash(&k, sizeof k, h);
+	return trace_dedupe_find(d, h, sizeof k);
+}
+
+/*
+ * The dedupe table grows without a rehash at once (trace.c): the table
+ * it outgrew stays beside the new one and is searched too, and each add
+ * moves a few of its slots, so it is gone within cap/32 adds.  Every key
+ * is found, wherever it is, at every step.
+ */
+static void test_dedupe_grows(void **state)
+{
+	struct trace_dedupe d = {0};
+	size_t cap = 0, grown_at = 0, growths = 0;
+	uint64_t i, j;
+
+	for (i = 0; i < 100000; i++) {
+		uint8_t h[16];
+
+		trace_payload_hash(&i, sizeof i, h);
+		assert_int_equal(trace_dedupe_find(&d, h, sizeof i), 0);
+		assert_int_equal(trace_dedupe_add(&d, h, sizeof i, 8 + 8 * i),
+				 0);
+		assert_true(2 * d.n <= d.cap);
+		if (d.cap != cap) {
+			/* the old table is moved later, not now */
+			if (cap)
+				assert_non_null(d.old);
+			cap = d.cap;
+			grown_at = i;
+			growths++;
+		}
+		if (d.old)
+			assert_true(i - grown_at <= d.cap / 32);
+		if (i % 101 == 0 || d.old)
+			for (j = 0; j <= i; j += 1 + i / 64)
+				assert_int_equal(key_find(&d, j), 8 + 8 * j);
+	}
+	assert_true(growths >= 8);
+	for (j = 0; j < i; j++)
+		assert_int_equal(key_find(&d, j), 8 + 8 * j);
+	/* Adding a key that is there changes nothing. */
+	j = 7;
+	{
+		uint8_t h[16];
+
+		trace_payload_hash(&j, sizeof j, h);
+		assert_int_equal(trace_dedupe_add(&d, h, sizeof j, 12345), 0);
+		assert_int_equal(key_find(&d, j), 8 + 8 * j);
+	}
+	trace_dedupe_free(&d);
+}
+
 /* T2: one flipped bit anywhere in a record rejects it and all after. */
 static void test_flipped_bit(void **state)
 {
@@ -429,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_header_round_trip),
 		cmocka_unit_test(test_records_round_trip),
 		cmocka_unit_test(test_dedupe),
+		cmocka_unit_test(test_dedupe_grows),
 		cmocka_unit_test(test_flipped_bit),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_structure),
