@@ -513,16 +513,12 @@ int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 		if (!v)
 			return -ENOMEM;
 		move_old(d, SIZE_MAX); /* only if adds outran the moves */
-		d->old = d->v;
+		d->old = d->v; /* NULL at the first growth */
 		d->old_cap = d->cap;
 		d->moved = 0;
 		d->v = v;
 		d->cap = cap;
 		d->n = 0;
-		if (!d->old_cap) {
-			free(d->old);
-			d->old = NULL;
-		}
 	}
 	put_ent(d, &e);
 	return 0;
