@@ -502,14 +502,24 @@ int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 		     uint32_t len, uint64_t pos)
 {
 	struct trace_dedupe_ent e = {get64(hash), get64(hash + 8), pos, len};
+	bool found = false;
 
-	if (trace_dedupe_find(d, hash, len))
-		return 0; /* there already, maybe still in the old table */
+	/* There already?  put_ent() looks in v; the old table, here. */
+	if (d->old)
+		slot_in(d->old, d->old_cap, e.lo, e.hi, e.len, &found);
+	if (found)
+		return 0;
 	move_old(d, MOVE_SLOTS);
 	if (2 * (d->n + 1) > d->cap) {
 		size_t cap = d->cap ? 2 * d->cap : 1024;
-		struct trace_dedupe_ent *v = calloc(cap, sizeof *v);
+		struct trace_dedupe_ent *v;
 
+		/* v becomes the old table, which put_ent() does not see */
+		if (d->cap)
+			slot_in(d->v, d->cap, e.lo, e.hi, e.len, &found);
+		if (found)
+			return 0;
+		v = calloc(cap, sizeof *v);
 		if (!v)
 			return -ENOMEM;
 		move_old(d, SIZE_MAX); /* only if adds outran the moves */

@@ -310,11 +310,22 @@ static uint64_t key_find(const struct trace_dedupe *d, uint64_t k)
 	return trace_dedupe_find(d, h, sizeof k);
 }
 
+/* Adding key k (there, at 8 + 8k) again with another pos changes nothing. */
+static void readd(struct trace_dedupe *d, uint64_t k)
+{
+	uint8_t h[16];
+
+	trace_payload_hash(&k, sizeof k, h);
+	assert_int_equal(trace_dedupe_add(d, h, sizeof k, 12345), 0);
+	assert_int_equal(key_find(d, k), 8 + 8 * k);
+}
+
 /*
  * The dedupe table grows without a rehash at once (trace.c): the table
  * it outgrew stays beside the new one and is searched too, and each add
  * moves a few of its slots, so it is gone within cap/32 adds.  Every key
- * is found, wherever it is, at every step.
+ * is found, wherever it is, at every step, and adding a key that is there
+ * (in the old table, or just as the table would grow) changes nothing.
  */
 static void test_dedupe_grows(void **state)
 {
@@ -325,6 +336,11 @@ static void test_dedupe_grows(void **state)
 	for (i = 0; i < 100000; i++) {
 		uint8_t h[16];
 
+		if (i && 2 * (d.n + 1) > d.cap) {
+			/* a key that is there, when an add would grow */
+			readd(&d, 0);
+			assert_int_equal(d.cap, cap);
+		}
 		trace_payload_hash(&i, sizeof i, h);
 		assert_int_equal(trace_dedupe_find(&d, h, sizeof i), 0);
 		assert_int_equal(trace_dedupe_add(&d, h, sizeof i, 8 + 8 * i),
@@ -337,6 +353,7 @@ static void test_dedupe_grows(void **state)
 			cap = d.cap;
 			grown_at = i;
 			growths++;
+			readd(&d, i / 2); /* a key in the old table */
 		}
 		if (d.old)
 			assert_true(i - grown_at <= d.cap / 32);
@@ -347,15 +364,7 @@ static void test_dedupe_grows(void **state)
 	assert_true(growths >= 8);
 	for (j = 0; j < i; j++)
 		assert_int_equal(key_find(&d, j), 8 + 8 * j);
-	/* Adding a key that is there changes nothing. */
-	j = 7;
-	{
-		uint8_t h[16];
-
-		trace_payload_hash(&j, sizeof j, h);
-		assert_int_equal(trace_dedupe_add(&d, h, sizeof j, 12345), 0);
-		assert_int_equal(key_find(&d, j), 8 + 8 * j);
-	}
+	readd(&d, 7);
 	trace_dedupe_free(&d);
 }
 
