@@ -17,7 +17,9 @@
  *     are not stored.  The zero test and the hash happen in
  *     recorder_prepare(), before the engine takes the export's lock.
  *     The table grows by moving a few slots per add (trace.c), never by
- *     one whole rehash under the lock.
+ *     one whole rehash under the lock; the writer thread allocates (and
+ *     faults in) the next table before it is needed and frees the
+ *     moved-out one, outside rec->lock (dedupe_upkeep).
  * K3. Records are copied into 1 MiB buffers under rec->lock; full
  *     buffers are written, in order, by a writer thread, so no write(2)
  *     happens on the data path (recorder_recv runs under the export's
@@ -147,6 +149,32 @@ static int write_tbuf(struct recorder *rec, const struct tbuf *b, uint64_t off)
 	return pwrite_full(rec->fd, b->data, b->len, off);
 }
 
+/*
+ * K2: the dedupe table's memory work, away from rec->lock (which the
+ * engine holds under the export's lock): free a table it has moved out,
+ * make the next one before a growth needs it.
+ * Context: the writer thread, rec->lock held (released meanwhile).
+ */
+static void dedupe_upkeep(struct recorder *rec)
+{
+	struct trace_dedupe_ent *dead, *v = NULL;
+	size_t cap = trace_dedupe_upkeep(&rec->dd, &dead);
+
+	if (!dead && !cap)
+		return;
+	pthread_mutex_unlock(&rec->lock);
+	free(dead);
+	if (cap)
+		v = trace_dedupe_table_new(cap);
+	pthread_mutex_lock(&rec->lock);
+	v = trace_dedupe_give(&rec->dd, v, cap);
+	if (v) { /* the table grew meanwhile */
+		pthread_mutex_unlock(&rec->lock);
+		free(v);
+		pthread_mutex_lock(&rec->lock);
+	}
+}
+
 /* K3: the writer thread. */
 static void *writer_main(void *arg)
 {
@@ -183,6 +211,7 @@ static void *writer_main(void *arg)
 			tbuf_free(b);
 		}
 		pthread_cond_broadcast(&rec->cond);
+		dedupe_upkeep(rec);
 	}
 	pthread_mutex_unlock(&rec->lock);
 	return NULL;
@@ -503,6 +532,7 @@ int recorder_open(const char *path, struct export *exp, struct recorder **out,
 	pthread_cond_init(&rec->cond, NULL);
 	list_init(&rec->queue);
 	list_init(&rec->spare);
+	rec->dd.hand_off = true; /* K2: dedupe_upkeep */
 	rec->fd = rec->dfd = -1;
 	rec->exp = exp;
 	rec->path = strdup(path);

@@ -432,8 +432,18 @@ void trace_payload_hash(const void *p, size_t len, uint8_t out[16])
  * add moves MOVE_SLOTS slots, the old table (cap/2 slots, at most cap/4
  * entries) is gone after cap/(2 * MOVE_SLOTS) adds, long before v is half
  * full again: v then holds at most cap/4 + cap/32 + 1 entries.
+ *
+ * An owner that adds under a lock (hand_off) also keeps the table's
+ * memory work out of it: the next table is allocated and its pages
+ * touched by the owner beforehand (trace_dedupe_upkeep, once v is 3/8
+ * full), and a moved-out old table is left in dead for the owner to free.
+ * In a recorded run the first touches of fresh table pages were most of
+ * loopd's page faults, and the free of a table of tens of MiB the longest
+ * pause of an add (bench/README.md).  Without a spare, a growth allocates
+ * as before.
  */
 #define MOVE_SLOTS 16
+#define PAGE_BYTES 4096
 
 static size_t slot_in(const struct trace_dedupe_ent *v, size_t cap, uint64_t lo,
 		      uint64_t hi, uint32_t len, bool *found)
@@ -473,7 +483,12 @@ static void move_old(struct trace_dedupe *d, size_t max)
 		if (d->old[d->moved].pos)
 			put_ent(d, &d->old[d->moved]);
 		if (++d->moved == d->old_cap) {
-			free(d->old);
+			if (d->hand_off) {
+				free(d->dead); /* not collected: rare */
+				d->dead = d->old;
+			} else {
+				free(d->old);
+			}
 			d->old = NULL;
 			d->old_cap = d->moved = 0;
 		}
@@ -519,9 +534,14 @@ int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 			slot_in(d->v, d->cap, e.lo, e.hi, e.len, &found);
 		if (found)
 			return 0;
-		v = calloc(cap, sizeof *v);
-		if (!v)
-			return -ENOMEM;
+		if (d->spare && d->spare_cap == cap) {
+			v = d->spare;
+			d->spare = NULL;
+		} else {
+			v = calloc(cap, sizeof *v);
+			if (!v)
+				return -ENOMEM;
+		}
 		move_old(d, SIZE_MAX); /* only if adds outran the moves */
 		d->old = d->v; /* NULL at the first growth */
 		d->old_cap = d->cap;
@@ -538,7 +558,42 @@ void trace_dedupe_free(struct trace_dedupe *d)
 {
 	free(d->v);
 	free(d->old);
+	free(d->spare);
+	free(d->dead);
 	memset(d, 0, sizeof *d);
+}
+
+size_t trace_dedupe_upkeep(struct trace_dedupe *d,
+			   struct trace_dedupe_ent **dead)
+{
+	*dead = d->dead;
+	d->dead = NULL;
+	if (d->spare || !d->cap || 8 * d->n < 3 * d->cap)
+		return 0;
+	return 2 * d->cap;
+}
+
+struct trace_dedupe_ent *trace_dedupe_table_new(size_t cap)
+{
+	struct trace_dedupe_ent *v = calloc(cap, sizeof *v);
+	volatile uint8_t *p = (volatile uint8_t *)v;
+	size_t i;
+
+	/* fault its pages in now, not at first use (the zero stays) */
+	for (i = 0; v && i < cap * sizeof *v; i += PAGE_BYTES)
+		p[i] = 0;
+	return v;
+}
+
+struct trace_dedupe_ent *trace_dedupe_give(struct trace_dedupe *d,
+					   struct trace_dedupe_ent *v,
+					   size_t cap)
+{
+	if (!v || d->spare || cap != 2 * d->cap)
+		return v;
+	d->spare = v;
+	d->spare_cap = cap;
+	return NULL;
 }
 
 const char *trace_type_name(uint16_t type)

@@ -175,6 +175,12 @@ struct trace_dedupe {
 	size_t n, cap; /* entries in v; cap is 0 or a power of two */
 	struct trace_dedupe_ent *old; /* being moved into v, or NULL */
 	size_t old_cap, moved; /* old's slots below moved are in v */
+	/* Owners that add under a lock (the recorder, K2) set hand_off and
+	   do the table's allocations outside it: see trace_dedupe_upkeep. */
+	bool hand_off;
+	struct trace_dedupe_ent *spare; /* zeroed, for the next growth */
+	size_t spare_cap;
+	struct trace_dedupe_ent *dead; /* a moved-out old table, to free */
 };
 
 /* XXH3-128 of a payload, in the byte order the DATA record stores. */
@@ -188,6 +194,23 @@ uint64_t trace_dedupe_find(const struct trace_dedupe *d, const uint8_t hash[16],
 int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 		     uint32_t len, uint64_t pos);
 void trace_dedupe_free(struct trace_dedupe *d);
+
+/*
+ * For a hand_off owner, the table work that may run outside its lock.
+ * Under the lock, trace_dedupe_upkeep() takes the table to free (*dead,
+ * or NULL) and says what capacity the next growth will need, if it is
+ * near and no spare is ready (else 0).  Outside the lock the owner frees
+ * *dead, and makes the spare with trace_dedupe_table_new(); under the lock
+ * again, trace_dedupe_give() hands it over; it returns the table if it
+ * is no longer wanted (the table grew meanwhile), for the owner to free
+ * outside the lock.
+ */
+size_t trace_dedupe_upkeep(struct trace_dedupe *d,
+			   struct trace_dedupe_ent **dead);
+struct trace_dedupe_ent *trace_dedupe_table_new(size_t cap);
+struct trace_dedupe_ent *trace_dedupe_give(struct trace_dedupe *d,
+					   struct trace_dedupe_ent *v,
+					   size_t cap);
 
 const char *trace_type_name(uint16_t type);
 

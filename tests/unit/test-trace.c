@@ -368,6 +368,72 @@ static void test_dedupe_grows(void **state)
 	trace_dedupe_free(&d);
 }
 
+/*
+ * An owner that adds under a lock (hand_off: the recorder, K2) does the
+ * table's allocations and frees outside it.  trace_dedupe_upkeep asks for
+ * the next table once v is 3/8 full; a table given then is the one the
+ * growth uses, and every table moved out comes back through upkeep to be
+ * freed, never freed inside an add.  Upkeep runs every 64 adds here, as
+ * the recorder's writer runs once per trace buffer.
+ */
+static void test_dedupe_hand_off(void **state)
+{
+	struct trace_dedupe d = {.hand_off = true};
+	struct trace_dedupe_ent *given = NULL, *prev_v = NULL, *dead;
+	size_t cap = 0, want, spares_used = 0, deads = 0;
+	uint64_t i, j;
+
+	(void)state;
+	for (i = 0; i < 100000; i++) {
+		uint8_t h[16];
+
+		trace_payload_hash(&i, sizeof i, h);
+		assert_int_equal(trace_dedupe_add(&d, h, sizeof i, 8 + 8 * i),
+				 0);
+		if (d.cap != cap) {
+			if (given) {
+				/* the growth took the table we gave */
+				assert_ptr_equal(d.v, given);
+				assert_null(d.spare);
+				spares_used++;
+				given = NULL;
+			}
+			if (cap)
+				assert_ptr_equal(d.old, prev_v);
+			prev_v = d.v;
+			cap = d.cap;
+		}
+		if (i % 64)
+			continue;
+		want = trace_dedupe_upkeep(&d, &dead);
+		if (dead) {
+			assert_ptr_not_equal(dead, d.v);
+			assert_ptr_not_equal(dead, d.old);
+			free(dead);
+			deads++;
+		}
+		if (want) {
+			struct trace_dedupe_ent *v =
+				trace_dedupe_table_new(want);
+
+			assert_int_equal(want, 2 * d.cap);
+			assert_true(8 * d.n >= 3 * d.cap);
+			/* not for a table of another size */
+			assert_ptr_equal(trace_dedupe_give(&d, v, want / 2), v);
+			assert_null(trace_dedupe_give(&d, v, want));
+			given = v;
+			/* asked once only */
+			assert_int_equal(trace_dedupe_upkeep(&d, &dead), 0);
+		}
+	}
+	/* from 4096 slots on, 3/8 full came 64 adds or more before the growth */
+	assert_true(spares_used >= 5);
+	assert_true(deads >= 5);
+	for (j = 0; j < i; j++)
+		assert_int_equal(key_find(&d, j), 8 + 8 * j);
+	trace_dedupe_free(&d); /* frees a spare or dead table still held */
+}
+
 /* T2: one flipped bit anywhere in a record rejects it and all after. */
 static void test_flipped_bit(void **state)
 {
@@ -496,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_records_round_trip),
 		cmocka_unit_test(test_dedupe),
 		cmocka_unit_test(test_dedupe_grows),
+		cmocka_unit_test(test_dedupe_hand_off),
 		cmocka_unit_test(test_flipped_bit),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_structure),
