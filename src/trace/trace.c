@@ -534,7 +534,7 @@ int trace_dedupe_add(struct trace_dedupe *d, const uint8_t hash[16],
 			slot_in(d->v, d->cap, e.lo, e.hi, e.len, &found);
 		if (found)
 			return 0;
-		if (d->spare && d->spare_cap == cap) {
+		if (d->spare) { /* given for this growth: cap slots */
 			v = d->spare;
 			d->spare = NULL;
 		} else {
@@ -592,7 +592,6 @@ struct trace_dedupe_ent *trace_dedupe_give(struct trace_dedupe *d,
 	if (!v || d->spare || cap != 2 * d->cap)
 		return v;
 	d->spare = v;
-	d->spare_cap = cap;
 	return NULL;
 }
 

@@ -178,8 +178,7 @@ struct trace_dedupe {
 	/* Owners that add under a lock (the recorder, K2) set hand_off and
 	   do the table's allocations outside it: see trace_dedupe_upkeep. */
 	bool hand_off;
-	struct trace_dedupe_ent *spare; /* zeroed, for the next growth */
-	size_t spare_cap;
+	struct trace_dedupe_ent *spare; /* zeroed, 2 * cap slots: the next v */
 	struct trace_dedupe_ent *dead; /* a moved-out old table, to free */
 };
 
