@@ -476,7 +476,8 @@ static void put_ent(struct trace_dedupe *d, const struct trace_dedupe_ent *e)
 	}
 }
 
-/* Move up to max of the old table's slots into v; free it when done. */
+/* Move up to max of the old table's slots into v.  Once all are moved,
+   free it, or leave it in dead for a hand_off owner to free. */
 static void move_old(struct trace_dedupe *d, size_t max)
 {
 	while (d->old && max--) {
