@@ -5,11 +5,12 @@
 # installed binary; systemd-analyze verify finds nothing to say about the
 # units; and the service's command line, expanded as systemd would with
 # example.conf, serves the disk under socket activation as the export named
-# after the instance, with READY=1 (V2, V4).
+# after the instance, with READY=1 (V2, V4); the man page renders without
+# a groff warning.
 set -euo pipefail
 # shellcheck source=tests/e2e/functions.sh
 source "$SRCDIR/tests/e2e/functions.sh"
-requires meson nbdinfo systemd-analyze systemd-socket-activate
+requires meson nbdinfo systemd-analyze systemd-socket-activate groff
 
 build=$(dirname "$LOOPD")
 dest=$TMP/dest
@@ -76,6 +77,17 @@ sed 's/^Type=notify$/Type=notifyy/' "$TMP/units/loopd@.service" \
 grep -Eq '^(NoNewPrivileges=yes|ProtectSystem=strict|PrivateDevices=yes)$' \
 	"$dest$service" || fail "no hardening in the service"
 ok "loopd@vm1.service and loopd@vm1.socket verify clean (a broken copy does not)"
+
+check "the installed man page renders without a groff warning"
+man=$dest$(path_of loopd.1)
+groff -man -ww -z "$man" >"$TMP/groff.log" 2>&1 || fail "groff failed: $(cat "$TMP/groff.log")"
+[[ ! -s $TMP/groff.log ]] || fail "groff -ww says: $(head -n 3 "$TMP/groff.log")"
+# A companion: a stray control character (a font escape "\fR" written
+# as a form feed) does make groff warn, so the check can fail.
+printf '.TH X 1\n.SH A\n.BI @ N\fR,\n' >"$TMP/broken.1"
+groff -man -ww -z "$TMP/broken.1" >"$TMP/groff2.log" 2>&1 || true
+[[ -s $TMP/groff2.log ]] || fail "groff did not warn of a form feed"
+ok "groff -man -ww: nothing to say about $(path_of loopd.1) (a broken page warns)"
 
 check "the service's command line, with example.conf, under socket activation"
 # What systemd does for loopd@vm1: EnvironmentFile= (NAME=VALUE lines),
