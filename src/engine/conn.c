@@ -33,6 +33,18 @@
  *     second wait and completion per WRITE at QD1).  Whatever it does not
  *     get (EAGAIN, a part, an error or EOF) is asked of the ring as
  *     before, which also reports the error.
+ * C7. A header's receive is armed by the worker's loop (conn_arm_held),
+ *     not where it is asked for, and while syncs are about to start (E8)
+ *     it waits until they have: a sync may run inline (F7) and block the
+ *     worker, and a client at QD1 sends its next request, the FLUSH
+ *     after its WRITE's reply, while it runs.  When the syncs kept the
+ *     worker longer than a client's round trip (HELD_RECV_NS), the held
+ *     receive is first a plain non-blocking recv, which finds that
+ *     request in the socket; the ring would need one more io_uring_enter
+ *     to run the receive's task work.  The sends submitted before the
+ *     syncs are reaped first, so the new reply is not left behind the one
+ *     send in flight per connection.  Whatever the plain recv does not
+ *     get goes to the ring as before, which also reports errors.
  */
 #include "engine/conn.h"
 
@@ -110,13 +122,18 @@ void conn_request_done(struct conn *c)
 static void submit_recv(struct conn *c, void *buf, size_t len, int flags,
 			bool to_payload)
 {
-	struct io_uring_sqe *sqe = queue_sqe(c->q, &c->recv_cb);
+	struct io_uring_sqe *sqe;
 
-	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
-	if (!to_payload)
-		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST; /* C4 */
 	c->recv_inflight = true;
 	c->recv_to_payload = to_payload;
+	if (!to_payload) {
+		/* C7: armed by the loop, into c->rxbuf + c->rx_end */
+		assert(buf == c->rxbuf + c->rx_end && !flags);
+		list_add_tail(&c->q->held, &c->held_node);
+		return;
+	}
+	sqe = queue_sqe(c->q, &c->recv_cb);
+	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
 }
 
 /*
@@ -329,6 +346,46 @@ static void on_recv(struct ring_cb *cb, int res)
 		c->rx_end += (size_t)res;
 	}
 	conn_receive(c);
+}
+
+/* C7: a header's receive goes to the ring, with POLL_FIRST (C4). */
+void conn_arm_held(struct queue *q)
+{
+	struct list_node *n;
+
+	while ((n = list_pop(&q->held))) {
+		struct conn *c = list_entry(n, struct conn, held_node);
+		struct io_uring_sqe *sqe = queue_sqe(q, &c->recv_cb);
+
+		io_uring_prep_recv(sqe, c->fd, c->rxbuf + c->rx_end,
+				   RXBUF_SIZE - c->rx_end, 0);
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST; /* C4 */
+	}
+}
+
+/* C7 */
+void conn_release_held(struct queue *q, bool long_sync)
+{
+	struct list_node held, *n;
+
+	list_init(&held);
+	while ((n = list_pop(&q->held)))
+		list_add_tail(&held, n);
+	while ((n = list_pop(&held))) {
+		struct conn *c = list_entry(n, struct conn, held_node);
+		int res = -EAGAIN;
+
+		if (long_sync) {
+			ssize_t k;
+
+			do
+				k = recv(c->fd, c->rxbuf + c->rx_end,
+					 RXBUF_SIZE - c->rx_end, MSG_DONTWAIT);
+			while (k < 0 && errno == EINTR);
+			res = k < 0 ? -errno : (int)k;
+		}
+		on_recv(&c->recv_cb, res); /* -EAGAIN: back to the ring */
+	}
 }
 
 /* ---------------------------------------------------------------- */

@@ -48,6 +48,7 @@ struct conn {
 	struct list_node node; /* in queue->conns */
 	struct list_node dirty_node; /* in queue->dirty */
 	struct list_node close_node; /* in queue->closeq */
+	struct list_node held_node; /* in queue->held (C7) */
 	struct queue *q;
 	int fd;
 	unsigned int id;
@@ -91,6 +92,13 @@ void conn_start(struct queue *q, const struct pending_conn *p);
 
 /* Read and parse what the connection has buffered; receive more (C1). */
 void conn_receive(struct conn *c);
+
+/* C7: arm the header receives queued since the last pass of the loop. */
+void conn_arm_held(struct queue *q);
+/* C7: the receives held while syncs started; long_sync: one of them ran
+   on this thread for long enough that a client's next request may be
+   waiting. */
+void conn_release_held(struct queue *q, bool long_sync);
 
 /* A request was freed: resume reading if it was paused (C2). */
 void conn_request_done(struct conn *c);

@@ -40,7 +40,8 @@
  *     worker.  Measured in bench/README.md.
  * E8. A sync the scheduler asks for starts after the worker has submitted
  *     the replies it has ready: a sync may run inline (F7) and block the
- *     worker, and no reply waits for a sync it does not need.
+ *     worker, and no reply waits for a sync it does not need.  The
+ *     receives of request headers wait until it started (C7 in conn.c).
  * E9. Calls from other threads (queue.h): a list under q->lock and the
  *     eventfd, like new connections; never on the data path.
  *
@@ -108,6 +109,10 @@ bool queue_idle(const struct queue *q)
 /* E7: in-memory requests (or lone bios seen complete) in a row before
    the worker busy-polls between requests. */
 #define POLL_STREAK 2
+
+/* C7: a sync that kept the worker this long was longer than a client's
+   round trip. */
+#define HELD_RECV_NS 20000
 
 /*
  * E7: the worker's only connection has one request, and it is the one bio
@@ -434,6 +439,39 @@ static void attach_backends(struct queue *q)
 	}
 }
 
+/* Act on the CQEs the ring holds now. */
+static void reap(struct queue *q)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_for_each_cqe(&q->ring, head, cqe)
+	{
+		on_cqe(q, cqe);
+		n++;
+		drain_runq(q); /* act now so that replies leave early */
+	}
+	io_uring_cq_advance(&q->ring, n);
+}
+
+/* E8, C7 */
+static void start_syncs(struct queue *q)
+{
+	uint64_t t0;
+
+	/* E8: the replies leave before a sync may block (a failed submit
+	   leaves them for the next one). */
+	(void)io_uring_submit(&q->ring);
+	if (list_empty(&q->held)) {
+		export_start_deferred(q);
+		return;
+	}
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	export_start_deferred(q);
+	reap(q); /* C7: the sends submitted above, done by now */
+	conn_release_held(q, clock_ns(CLOCK_MONOTONIC) - t0 >= HELD_RECV_NS);
+}
+
 static void *worker_main(void *arg)
 {
 	struct queue *q = arg;
@@ -455,19 +493,15 @@ static void *worker_main(void *arg)
 	attach_backends(q);
 	arm_evfd(q);
 	for (;;) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, n = 0;
 		int r;
 
 		drain_runq(q);
 		flush_dirty(q);
 		if (!list_empty(&q->syncq)) {
-			/* E8: the replies leave before a sync may block (a
-			   failed submit leaves them for the next one). */
-			(void)io_uring_submit(&q->ring);
-			export_start_deferred(q);
+			start_syncs(q);
 			continue;
 		}
+		conn_arm_held(q);
 		close_finished(q);
 		if (may_exit(q))
 			break;
@@ -478,13 +512,7 @@ static void *worker_main(void *arg)
 				q->idx, strerror(-r));
 			abort();
 		}
-		io_uring_for_each_cqe(&q->ring, head, cqe)
-		{
-			on_cqe(q, cqe);
-			n++;
-			drain_runq(q); /* act now so that replies leave early */
-		}
-		io_uring_cq_advance(&q->ring, n);
+		reap(q);
 	}
 	if (atomic_fetch_sub(&n_running, 1) == 1) {
 		uint64_t one = 1;
@@ -529,6 +557,7 @@ static int queue_init(struct queue *q, unsigned int idx, struct server *srv)
 	list_init(&q->dirty);
 	list_init(&q->closeq);
 	list_init(&q->syncq);
+	list_init(&q->held);
 	list_init(&q->calls);
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
 		  IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |

@@ -11,6 +11,10 @@
 #     and clean (no sync needed) paths were both taken;
 #   - R7 + R5: an early sync that fails fails the FLUSH that joined it, and
 #     latches the export;
+#   - C7: write + FLUSH on a worker's only connection, one by one and
+#     pipelined, under strace: after an inline fdatasync the worker takes
+#     the request that came meanwhile with a plain recv, and every write
+#     reads back and is in the file;
 #   - E7: fio verify with --busy-poll 0 and with a long busy-poll, and
 #     with --cache=direct at QD1, where the worker polls for its lone bio.
 set -euo pipefail
@@ -43,6 +47,49 @@ start_server fail --inject 'delay=0:sync*30,error=EIO:sync*1' \
 stop_server "$pid" || true
 "$LOOPD" trace dump "$TMP/fail.trace" >"$TMP/fail.dump" 2>/dev/null || true
 "$PY" "$SRCDIR/tests/e2e/test_fastpath.py" covered "$TMP/fail.dump" failed
+
+check "C7: a request sent during a long inline sync is taken at once"
+if command -v strace >/dev/null; then
+	truncate -s 16M "$dir/pairs.img"
+	# (LeakSanitizer cannot run under ptrace.)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		strace -f -qq -o "$TMP/pairs.strace" -e trace=fdatasync,recvfrom \
+		"$LOOPD" serve --foreground --queues 1 -U "$TMP/pairs.sock" \
+		--pidfile "$TMP/pairs.pid" "$dir/pairs.img" </dev/null \
+		2>"$TMP/pairs.log" &
+	strace_pid=$!
+	for _ in $(seq 100); do # readiness: pidfile and socket (bounded)
+		[[ -s $TMP/pairs.pid && -S $TMP/pairs.sock ]] && break
+		kill -0 "$strace_pid" 2>/dev/null || fail "server exited at start"
+		sleep 0.1
+	done
+	track_pidfile "$TMP/pairs.pid" || fail "server not started in 10 s"
+	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" pairs \
+		"nbd+unix:///?socket=$TMP/pairs.sock" "$dir/pairs.img"
+	stop_server "$pid"
+	wait "$strace_pid" || fail "strace exited $?: $(cat "$TMP/pairs.log")"
+	# In one thread: fdatasync(...) = 0, then, as its next traced call,
+	# a recvfrom of the whole receive buffer (64 KiB, MSG_DONTWAIT: C7,
+	# not C6's payload) that got bytes.
+	hits=$(awk '
+		$2 ~ /^fdatasync\(/ { synced[$1] = ($NF == 0); next }
+		$2 ~ /^recvfrom\(/ {
+			if (synced[$1] && /MSG_DONTWAIT/ && $NF + 0 > 0 &&
+			    match($0, /, [0-9]+, MSG_DONTWAIT/) &&
+			    substr($0, RSTART + 2, RLENGTH - 16) + 0 > 60000)
+				n++
+			synced[$1] = 0
+		}
+		END { print n + 0 }' "$TMP/pairs.strace")
+	((hits > 0)) || fail "no request was taken with a plain recv after a sync"
+	ok "$hits requests taken with a plain recv right after a sync"
+else
+	truncate -s 16M "$dir/pairs.img"
+	start_server pairs --queues 1 "$dir/pairs.img"
+	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" pairs "$uri" "$dir/pairs.img"
+	stop_server "$pid"
+	ok "(strace is not installed: the plain recv not checked)"
+fi
 
 requires fio
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"

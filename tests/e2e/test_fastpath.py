@@ -4,6 +4,8 @@
   read URI FILE      F6: partly cached reads, byte-exact
   flush URI          write + FLUSH pairs at QD1, then FLUSHes with nothing new
   fail URI           write + FLUSH pairs until the injected sync error
+  pairs URI FILE     C7: write + FLUSH pairs on one connection, one by one
+                     and pipelined, then the file and a read-back compared
   covered DUMP [failed]  R1 on a `loopd trace dump`
 """
 import ctypes
@@ -111,6 +113,43 @@ def flush_test(uri):
        f"{'still running' if overlapped else 'already done'})")
 
 
+def pairs_test(uri, path):
+    """C7: the one connection of a worker, so that its syncs run inline
+    (F7) and its next requests arrive while they run."""
+    h = connect(uri)
+    want = {}
+    # one by one, as fio --fsync=1: the FLUSH comes during the early sync
+    for i in range(200):
+        data = bytes([i % 251 + 1]) * PAGE
+        h.pwrite(data, i * PAGE)
+        want[i * PAGE] = data
+        h.flush()
+    # pipelined: a FLUSH and the next WRITE's header and payload wait in
+    # the socket together while a sync runs
+    for k in range(50):
+        cmds = []
+        for j in range(2):
+            off = (200 + 2 * k + j) * PAGE
+            data = os.urandom(PAGE)
+            cmds.append(h.aio_pwrite(data, off))
+            cmds.append(h.aio_flush())
+            want[off] = data
+        for c in cmds:
+            while not h.aio_command_completed(c):
+                h.poll(-1)
+    for off, data in want.items():
+        if h.pread(PAGE, off) != data:
+            fail(f"read-back at {off} differs")
+    with open(path, "rb") as f:
+        for off, data in want.items():
+            f.seek(off)
+            if f.read(PAGE) != data:
+                fail(f"the file at {off} differs after its FLUSH")
+    h.shutdown()
+    ok(f"{len(want)} writes flushed (200 one by one, 100 pipelined), "
+       "read back and in the file")
+
+
 def fail_test(uri):
     h = connect(uri)
     for i in range(64):
@@ -203,6 +242,8 @@ def main():
         read_test(sys.argv[2], sys.argv[3])
     elif what == "flush":
         flush_test(sys.argv[2])
+    elif what == "pairs":
+        pairs_test(sys.argv[2], sys.argv[3])
     elif what == "fail":
         fail_test(sys.argv[2])
     elif what == "covered":
