@@ -45,23 +45,11 @@
  *     syncs are reaped first, so the new reply is not left behind the one
  *     send in flight per connection.  Whatever the plain recv does not
  *     get goes to the ring as before, which also reports errors.
- * C8. While the worker polls between requests (E7) for its only
- *     connection, that connection's header receive stays held, and each
- *     turn of the poll tries a plain non-blocking recv: the next request
- *     is taken as soon as it is in the socket, without the ring's task
- *     work and the io_uring_enter that runs it.  It goes to the ring when
- *     the poll ends without one.  Only for a client that waits for each
- *     reply before it sends: the last SINGLE_RECVS receives each brought
- *     one request, and the first recv of a poll, right after the replies
- *     left, found nothing; one that did resets the count.  A deeper
- *     client's requests would be taken one by one where the ring lets
- *     them gather (measured at QD32: more system calls per request).
  */
 #include "engine/conn.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
@@ -83,7 +71,6 @@
 #define MIN_INFLIGHT_BYTES ((size_t)2 << 20) /* C2 */
 #define SHARED_INFLIGHT_BYTES ((size_t)256 << 20) /* C2 */
 #define MAX_SKIP ((uint64_t)4 * EXPORT_MAX_PAYLOAD) /* C3 */
-#define SINGLE_RECVS 16 /* C8 */
 
 static atomic_uint next_conn_id;
 
@@ -323,7 +310,6 @@ void conn_receive(struct conn *c)
 			return;
 		}
 		c->rx_start += PROTO_REQUEST_SIZE;
-		c->headers++; /* C8 */
 		if (!on_request(c, &nr)) {
 			conn_stop_reading(c);
 			return;
@@ -356,18 +342,10 @@ static void on_recv(struct ring_cb *cb, int res)
 	}
 	if (c->recv_to_payload) { /* it went straight into the payload */
 		(void)payload_got(c, c->rx_req, (size_t)res);
-		conn_receive(c);
 	} else {
-		unsigned int before = c->headers;
-
 		c->rx_end += (size_t)res;
-		conn_receive(c);
-		/* C8: a client at QD1 sends one request per reply */
-		if (c->headers - before > 1)
-			c->single_recvs = 0;
-		else if (c->headers != before && c->single_recvs < UINT_MAX)
-			c->single_recvs++;
 	}
+	conn_receive(c);
 }
 
 /* C7: a header's receive goes to the ring, with POLL_FIRST (C4). */
@@ -383,38 +361,6 @@ void conn_arm_held(struct queue *q)
 				   RXBUF_SIZE - c->rx_end, 0);
 		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST; /* C4 */
 	}
-}
-
-/* C8 */
-struct conn *conn_lone_held(struct queue *q)
-{
-	struct list_node *n = list_first(&q->held);
-	struct conn *c;
-
-	if (!n || n->next != &q->held || q->conns.next != q->conns.prev)
-		return NULL;
-	c = list_entry(n, struct conn, held_node);
-	return c->single_recvs >= SINGLE_RECVS ? c : NULL;
-}
-
-/* C8 */
-bool conn_poll_held(struct conn *c, bool first)
-{
-	ssize_t k;
-	int res;
-
-	do
-		k = recv(c->fd, c->rxbuf + c->rx_end, RXBUF_SIZE - c->rx_end,
-			 MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
-	if (k < 0 && errno == EAGAIN)
-		return false;
-	res = k < 0 ? -errno : (int)k;
-	list_del(&c->held_node);
-	on_recv(&c->recv_cb, res);
-	if (first && res > 0)
-		c->single_recvs = 0; /* it did not wait for our reply */
-	return true;
 }
 
 /* C7 */

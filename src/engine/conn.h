@@ -68,9 +68,6 @@ struct conn {
 	bool recv_inflight;
 	bool recv_to_payload; /* the recv in flight fills rx_req */
 	uint64_t rx_ns; /* N5: when the last recv completed */
-	unsigned int headers; /* request headers taken, ever */
-	unsigned int single_recvs; /* C8: receives in a row that brought
-				      one request header */
 	struct ring_cb recv_cb;
 
 	/* Send side. */
@@ -98,13 +95,6 @@ void conn_receive(struct conn *c);
 
 /* C7: arm the header receives queued since the last pass of the loop. */
 void conn_arm_held(struct queue *q);
-/* C8: the worker's only connection, if its header receive is held and
-   its client waits for each reply. */
-struct conn *conn_lone_held(struct queue *q);
-/* C8: a plain recv for c's held receive; true if it got bytes, EOF or an
-   error (acted on), false if the socket is empty (c stays held).  first:
-   the poll's first try, right after the replies left. */
-bool conn_poll_held(struct conn *c, bool first);
 /* C7: the receives held while syncs started; long_sync: one of them ran
    on this thread for long enough that a client's next request may be
    waiting. */

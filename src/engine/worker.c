@@ -37,12 +37,7 @@
  *     every turn (sched_yield), never a bare spin: what it waits for may
  *     need that vCPU (a direct write's completion runs in a kworker on the
  *     vCPU that took the interrupt), and so may a client or another
- *     worker.  Measured in bench/README.md.  Between requests with one
- *     connection the poll also watches the socket itself (C8 in
- *     conn.c); the worker may then not sleep before that receive is
- *     armed, so what the poll saw is reaped without a wait, and a
- *     task-work flag left set with nothing to run (a race the kernel
- *     allows) ends the poll like a timeout.
+ *     worker.  Measured in bench/README.md.
  * E8. A sync the scheduler asks for starts after the worker has submitted
  *     the replies it has ready: a sync may run inline (F7) and block the
  *     worker, and no reply waits for a sync it does not need.  The
@@ -149,32 +144,19 @@ static bool lone_bio(const struct queue *q)
  *     an idle vCPU, which costs more than the wait.
  * A poll that saw nothing resets both streaks.  With more than one
  * request or connection on the worker it never polls while a bio is out:
- * there the CPU is worth more to the client and io-wq.  Between requests
- * it tries the held receive of the worker's only connection at every
- * turn (C8), and arms every held receive when it does not.
+ * there the CPU is worth more to the client and io-wq.
  */
-enum poll_end {
-	POLL_NONE, /* nothing came: sleep */
-	POLL_EVENT, /* a CQE or task work: reap it */
-	POLL_TOOK, /* a held receive took bytes (C8) */
-};
-
-static enum poll_end busy_poll(struct queue *q)
+static void busy_poll(struct queue *q)
 {
-	struct conn *held = NULL;
 	uint64_t until;
-	bool lone, first = true;
+	bool lone;
 
 	if (!q->srv->busy_poll_us)
-		return POLL_NONE;
+		return;
 	lone = lone_bio(q);
 	if (!lone && (q->bios ||
 		      (q->streak < POLL_STREAK && q->lone_hits < POLL_STREAK)))
-		return POLL_NONE;
-	if (!lone)
-		held = conn_lone_held(q); /* C8 */
-	if (!held)
-		conn_arm_held(q);
+		return;
 	if (io_uring_sq_ready(&q->ring))
 		io_uring_submit(&q->ring);
 	until = clock_ns(CLOCK_MONOTONIC) +
@@ -185,16 +167,12 @@ static enum poll_end busy_poll(struct queue *q)
 		     IORING_SQ_TASKRUN)) {
 			if (lone)
 				q->lone_hits++;
-			return POLL_EVENT;
+			return;
 		}
-		if (held && conn_poll_held(held, first))
-			return POLL_TOOK;
-		first = false;
 		sched_yield(); /* E7: not a bare spin */
 	} while (clock_ns(CLOCK_MONOTONIC) < until);
 	q->streak = 0;
 	q->lone_hits = 0;
-	return POLL_NONE;
 }
 
 struct queue *queue_of(unsigned int i)
@@ -523,27 +501,11 @@ static void *worker_main(void *arg)
 			start_syncs(q);
 			continue;
 		}
+		conn_arm_held(q);
 		close_finished(q);
 		if (may_exit(q))
 			break;
-		switch (busy_poll(q)) {
-		case POLL_TOOK:
-			continue;
-		case POLL_EVENT:
-			/* No wait while a receive is held (C8), and no spin
-			   on a task-work flag that stays set with nothing to
-			   run: only CQEs make another pass. */
-			if (!io_uring_cq_ready(&q->ring))
-				(void)io_uring_get_events(&q->ring);
-			if (io_uring_cq_ready(&q->ring)) {
-				reap(q);
-				continue;
-			}
-			break;
-		case POLL_NONE:
-			break;
-		}
-		conn_arm_held(q);
+		busy_poll(q);
 		r = io_uring_submit_and_wait(&q->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
 			log_msg("worker %u: io_uring_submit_and_wait: %s",

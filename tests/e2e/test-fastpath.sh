@@ -15,9 +15,6 @@
 #     pipelined, under strace: after an inline fdatasync the worker takes
 #     the request that came meanwhile with a plain recv, and every write
 #     reads back and is in the file;
-#   - C8: one request at a time on a worker's only connection, under
-#     strace and with no FLUSH: the worker's poll takes requests with a
-#     plain recv, and every read is byte-exact, also in pipelined bursts;
 #   - E7: fio verify with --busy-poll 0 and with a long busy-poll, and
 #     with --cache=direct at QD1, where the worker polls for its lone bio.
 set -euo pipefail
@@ -90,42 +87,6 @@ else
 	truncate -s 16M "$dir/pairs.img"
 	start_server pairs --queues 1 "$dir/pairs.img"
 	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" pairs "$uri" "$dir/pairs.img"
-	stop_server "$pid"
-	ok "(strace is not installed: the plain recv not checked)"
-fi
-
-check "C8: between requests the worker's poll takes the next one itself"
-truncate -s 16M "$dir/qd1.img"
-if command -v strace >/dev/null; then
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
-		strace -f -qq -o "$TMP/qd1.strace" -e trace=recvfrom,fdatasync \
-		"$LOOPD" serve --foreground --queues 1 --busy-poll 10000 \
-		-U "$TMP/qd1.sock" --pidfile "$TMP/qd1.pid" "$dir/qd1.img" \
-		</dev/null 2>"$TMP/qd1.log" &
-	strace_pid=$!
-	for _ in $(seq 100); do # readiness: pidfile and socket (bounded)
-		[[ -s $TMP/qd1.pid && -S $TMP/qd1.sock ]] && break
-		kill -0 "$strace_pid" 2>/dev/null || fail "server exited at start"
-		sleep 0.1
-	done
-	track_pidfile "$TMP/qd1.pid" || fail "server not started in 10 s"
-	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" qd1 \
-		"nbd+unix:///?socket=$TMP/qd1.sock"
-	stop_server "$pid"
-	wait "$strace_pid" || fail "strace exited $?: $(cat "$TMP/qd1.log")"
-	# Before the first sync (the client sends no FLUSH: the only one is
-	# the final sync at the stop), so not C7: a recvfrom of the whole
-	# receive buffer (not C6's payload) that got bytes is C8's.
-	hits=$(awk '$2 ~ /^fdatasync\(/ { exit }
-		$2 ~ /^recvfrom\(/ && /MSG_DONTWAIT/ && $NF + 0 > 0 &&
-		match($0, /, [0-9]+, MSG_DONTWAIT/) &&
-		substr($0, RSTART + 2, RLENGTH - 16) + 0 > 60000 { n++ }
-		END { print n + 0 }' "$TMP/qd1.strace")
-	((hits > 0)) || fail "the poll took no request with a plain recv"
-	ok "$hits requests taken by the poll's plain recv"
-else
-	start_server qd1 --queues 1 "$dir/qd1.img"
-	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" qd1 "$uri"
 	stop_server "$pid"
 	ok "(strace is not installed: the plain recv not checked)"
 fi

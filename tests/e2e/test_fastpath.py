@@ -6,8 +6,6 @@
   fail URI           write + FLUSH pairs until the injected sync error
   pairs URI FILE     C7: write + FLUSH pairs on one connection, one by one
                      and pipelined, then the file and a read-back compared
-  qd1 URI            C8: writes and reads one by one, then pipelined
-                     bursts, each read compared
   covered DUMP [failed]  R1 on a `loopd trace dump`
 """
 import ctypes
@@ -152,41 +150,6 @@ def pairs_test(uri, path):
        "read back and in the file")
 
 
-def qd1_test(uri):
-    """C8: one request at a time, so that the worker polls the socket for
-    the next one; then bursts of 16, which turn that off, and one by one
-    again."""
-    h = connect(uri)
-    want = {}
-    for i in range(100):
-        data = os.urandom(PAGE)
-        h.pwrite(data, i * PAGE)
-        want[i * PAGE] = data
-        if h.pread(PAGE, i * PAGE) != data:
-            fail(f"one by one: read-back at {i * PAGE} differs")
-    for k in range(10):
-        cmds, reads = [], []
-        for j in range(8):
-            off = (100 + 8 * k + j) * PAGE
-            data = os.urandom(PAGE)
-            want[off] = data
-            cmds.append(h.aio_pwrite(data, off))
-            buf = bytearray(PAGE)
-            reads.append((buf, (8 * k + j) * PAGE))
-            cmds.append(h.aio_pread(buf, reads[-1][1]))
-        for c in cmds:
-            while not h.aio_command_completed(c):
-                h.poll(-1)
-        for buf, off in reads:
-            if bytes(buf) != want[off]:
-                fail(f"burst {k}: read at {off} differs")
-    for off, data in want.items():
-        if h.pread(PAGE, off) != data:
-            fail(f"read-back at {off} differs")
-    h.shutdown()
-    ok(f"{len(want)} writes, 100 one by one and 80 in bursts, read back")
-
-
 def fail_test(uri):
     h = connect(uri)
     for i in range(64):
@@ -281,8 +244,6 @@ def main():
         flush_test(sys.argv[2])
     elif what == "pairs":
         pairs_test(sys.argv[2], sys.argv[3])
-    elif what == "qd1":
-        qd1_test(sys.argv[2])
     elif what == "fail":
         fail_test(sys.argv[2])
     elif what == "covered":
