@@ -119,21 +119,33 @@ void conn_request_done(struct conn *c)
 /* ---------------------------------------------------------------- */
 /* Receiving and parsing requests.                                    */
 
-static void submit_recv(struct conn *c, void *buf, size_t len, int flags,
-			bool to_payload)
+/* C7: a receive into the buffer (at c->rxbuf + c->rx_end: request
+   headers, skipped payloads), armed by the loop (conn_arm_held). */
+static void want_rxbuf(struct conn *c)
 {
-	struct io_uring_sqe *sqe;
-
 	c->recv_inflight = true;
-	c->recv_to_payload = to_payload;
-	if (!to_payload) {
-		/* C7: armed by the loop, into c->rxbuf + c->rx_end */
-		assert(buf == c->rxbuf + c->rx_end && !flags);
-		list_add_tail(&c->q->held, &c->held_node);
-		return;
-	}
-	sqe = queue_sqe(c->q, &c->recv_cb);
-	io_uring_prep_recv(sqe, c->fd, buf, len, flags);
+	c->recv_to_payload = false;
+	list_add_tail(&c->q->held, &c->held_node);
+}
+
+/* The rest of the current WRITE's payload, straight into its buffer. */
+static void submit_payload_recv(struct conn *c, void *buf, size_t len)
+{
+	io_uring_prep_recv(queue_sqe(c->q, &c->recv_cb), c->fd, buf, len,
+			   MSG_WAITALL);
+	c->recv_inflight = true;
+	c->recv_to_payload = true;
+}
+
+/* A plain non-blocking recv (C6, C7): its bytes, or a negative errno. */
+static int recv_now(struct conn *c, void *buf, size_t len)
+{
+	ssize_t k;
+
+	do
+		k = recv(c->fd, buf, len, MSG_DONTWAIT);
+	while (k < 0 && errno == EINTR);
+	return k < 0 ? -errno : (int)k;
 }
 
 /*
@@ -207,12 +219,8 @@ static bool payload_got(struct conn *c, struct req *r, size_t n)
    all of it (r is dispatched). */
 static bool recv_payload_now(struct conn *c, struct req *r)
 {
-	ssize_t k;
+	int k = recv_now(c, r->io.data + r->rx_got, r->nr.length - r->rx_got);
 
-	do
-		k = recv(c->fd, r->io.data + r->rx_got,
-			 r->nr.length - r->rx_got, MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
 	/* k <= 0: the ring's recv waits, or reports it */
 	return k > 0 && payload_got(c, r, (size_t)k);
 }
@@ -244,8 +252,8 @@ static bool take_payload(struct conn *c)
 	if (recv_payload_now(c, r))
 		return true;
 	/* Receive the rest straight into the buffer. */
-	submit_recv(c, r->io.data + r->rx_got, r->nr.length - r->rx_got,
-		    MSG_WAITALL, true);
+	submit_payload_recv(c, r->io.data + r->rx_got,
+			    r->nr.length - r->rx_got);
 	return false;
 }
 
@@ -261,7 +269,7 @@ static bool skip_payload(struct conn *c)
 		return true;
 	if (c->state == CONN_OPEN) {
 		c->rx_start = c->rx_end = 0;
-		submit_recv(c, c->rxbuf, RXBUF_SIZE, 0, false);
+		want_rxbuf(c);
 	}
 	return false;
 }
@@ -299,8 +307,7 @@ void conn_receive(struct conn *c)
 				c->rx_start = 0;
 				c->rx_end = avail;
 			}
-			submit_recv(c, c->rxbuf + c->rx_end,
-				    RXBUF_SIZE - c->rx_end, 0, false);
+			want_rxbuf(c);
 			return;
 		}
 		if (proto_decode_request(c->rxbuf + c->rx_start, &nr) < 0) {
@@ -373,17 +380,10 @@ void conn_release_held(struct queue *q, bool long_sync)
 		list_add_tail(&held, n);
 	while ((n = list_pop(&held))) {
 		struct conn *c = list_entry(n, struct conn, held_node);
-		int res = -EAGAIN;
+		int res = long_sync ? recv_now(c, c->rxbuf + c->rx_end,
+					       RXBUF_SIZE - c->rx_end)
+				    : -EAGAIN;
 
-		if (long_sync) {
-			ssize_t k;
-
-			do
-				k = recv(c->fd, c->rxbuf + c->rx_end,
-					 RXBUF_SIZE - c->rx_end, MSG_DONTWAIT);
-			while (k < 0 && errno == EINTR);
-			res = k < 0 ? -errno : (int)k;
-		}
 		on_recv(&c->recv_cb, res); /* -EAGAIN: back to the ring */
 	}
 }

@@ -55,8 +55,9 @@ struct queue {
 	struct list_node dirty; /* struct conn with replies to send */
 	struct list_node closeq; /* struct conn that may have finished */
 	struct list_node syncq; /* export syncs to start after sends (E8) */
-	struct list_node held; /* struct conn whose receive waits for the
-				  syncs of syncq to start (C7) */
+	struct list_node held; /* struct conn whose header receive the loop
+				  has yet to arm, or holds while syncs
+				  start (C7) */
 	struct list_node calls; /* struct queue_call from other threads
 				   (E9), under lock */
 };
