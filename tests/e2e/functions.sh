@@ -21,7 +21,10 @@
 #   stop_server PID        SIGTERM, then wait (10 s) for it to exit
 #   start_fg NAME ARGS     "loopd serve --foreground" in the background of
 #                          this shell, on $TMP/NAME.sock; sets $fg_pid,
-#                          $socket and $uri; returns once it listens
+#                          $pid, $socket and $uri; returns once it listens.
+#                          With the array fg_wrap set (strace -o F, say),
+#                          loopd runs under that command: $fg_pid is the
+#                          command's, $pid loopd's
 #   exit_status PID [S]    wait (bounded, S s, default 10) for a start_fg
 #                          server to exit; sets $status and $elapsed (s)
 #   wait_log FILE RE [S]   wait (bounded, S s, default 10) for a line
@@ -216,16 +219,18 @@ start_server() {
 }
 
 # start_fg NAME ARGS...: a foreground server in the background of this
-# shell (so "wait" gives its exit status); sets fg_pid, socket and uri.
+# shell (so "wait" gives its exit status), under "${fg_wrap[@]}" if set;
+# sets fg_pid, pid, socket and uri.
+fg_wrap=()
 start_fg() {
 	local name=$1
 	shift
 	# Background jobs of a script start with SIGINT ignored: undo that.
-	env --default-signal=INT "$LOOPD" serve --foreground \
+	env --default-signal=INT "${fg_wrap[@]}" "$LOOPD" serve --foreground \
 		-U "$TMP/$name.sock" --pidfile "$TMP/$name.pid" "$@" \
 		</dev/null 2>"$TMP/$name.log" &
 	fg_pid=$!
-	server_pids+=("$fg_pid")
+	((${#fg_wrap[@]})) || server_pids+=("$fg_pid")
 	# Readiness: the pidfile is written once the server listens (bounded).
 	for _ in $(seq 100); do
 		[[ -s $TMP/$name.pid && -S $TMP/$name.sock ]] && break
@@ -233,7 +238,12 @@ start_fg() {
 		sleep 0.1
 	done
 	[[ -S $TMP/$name.sock ]] || fail "server not listening after 10 s"
-	[[ $(<"$TMP/$name.pid") == "$fg_pid" ]] || fail "pidfile is wrong"
+	if ((${#fg_wrap[@]})); then
+		track_pidfile "$TMP/$name.pid" || fail "no pid in the pidfile"
+	else
+		[[ $(<"$TMP/$name.pid") == "$fg_pid" ]] || fail "pidfile is wrong"
+		pid=$fg_pid
+	fi
 	socket=$TMP/$name.sock
 	uri="nbd+unix:///?socket=$socket"
 }

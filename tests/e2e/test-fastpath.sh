@@ -52,22 +52,13 @@ check "C7: a request sent during a long inline sync is taken at once"
 if command -v strace >/dev/null; then
 	truncate -s 16M "$dir/pairs.img"
 	# (LeakSanitizer cannot run under ptrace.)
+	fg_wrap=(strace -f -qq -o "$TMP/pairs.strace" -e "trace=fdatasync,recvfrom")
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
-		strace -f -qq -o "$TMP/pairs.strace" -e trace=fdatasync,recvfrom \
-		"$LOOPD" serve --foreground --queues 1 -U "$TMP/pairs.sock" \
-		--pidfile "$TMP/pairs.pid" "$dir/pairs.img" </dev/null \
-		2>"$TMP/pairs.log" &
-	strace_pid=$!
-	for _ in $(seq 100); do # readiness: pidfile and socket (bounded)
-		[[ -s $TMP/pairs.pid && -S $TMP/pairs.sock ]] && break
-		kill -0 "$strace_pid" 2>/dev/null || fail "server exited at start"
-		sleep 0.1
-	done
-	track_pidfile "$TMP/pairs.pid" || fail "server not started in 10 s"
-	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" pairs \
-		"nbd+unix:///?socket=$TMP/pairs.sock" "$dir/pairs.img"
+		start_fg pairs --queues 1 "$dir/pairs.img"
+	fg_wrap=()
+	"$PY" "$SRCDIR/tests/e2e/test_fastpath.py" pairs "$uri" "$dir/pairs.img"
 	stop_server "$pid"
-	wait "$strace_pid" || fail "strace exited $?: $(cat "$TMP/pairs.log")"
+	wait "$fg_pid" || fail "strace exited $?: $(cat "$TMP/pairs.log")"
 	# In one thread: fdatasync(...) = 0, then, as its next traced call,
 	# a recvfrom of the whole receive buffer (64 KiB, MSG_DONTWAIT: C7,
 	# not C6's payload) that got bytes.
