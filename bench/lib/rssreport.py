@@ -204,19 +204,19 @@ def main():
             "loopd's peak RSS is above the leanest peer's; worst: %s %s at %.2fx (%s)."
             % (worst[0], LABEL[worst[1]], worst[2] / worst[4], worst[3])))
     # As in perf mode (report.targets), the verdict takes the median over
-    # rounds of the ratio within each round, the two servers' runs being
-    # seconds apart; the ratio of the medians is printed beside it.
+    # rounds of the ratio within each round, which runs the two servers
+    # back to back; the ratio of the medians is printed beside it.
     idx = by_round(runs)
     for b, w, lp, pp in tputs:
         x = lp["span_iops"] / pp["span_iops"]
         t, at_mem = TPUT_TARGET[w]
         vals = span_ratios(idx, b, w)
-        if vals:  # no round with both: decide on the ratio of the medians
+        if vals:
             xp = statistics.median(vals)
             paired = "paired %.2fx (rounds %s; the rate met in %d of %d)" % (
                 xp, ", ".join("%.2f" % v for v in vals),
                 sum(1 for v in vals if v >= t), len(vals))
-        else:
+        else:  # no round with both: the ratio of the medians decides
             xp, paired = x, "no round with both"
         xm = (lp["peak_kib"] / pp["peak_kib"]
               if lp["peak_kib"] is not None and pp["peak_kib"] else None)
